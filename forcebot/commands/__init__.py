@@ -1,0 +1,1 @@
+"""Feature subcommands of `forcebot`; each module adds its commands to `forcebot.cli.cli`."""

@@ -1,0 +1,104 @@
+"""`forcebot up`: the embedded default in one foreground command."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from shared.config import Settings
+
+from .cli import checked_database
+from .supervisor import Child, Supervisor, embedded_redis_command, free_port, wait_for_port
+
+DEMO_SIMULATOR_PORT = 18443
+
+
+def ensure_first_admin(settings: Settings) -> tuple[str, str | None] | None:
+    """Create the first admin when there is none; return (email, generated password)."""
+    from sqlalchemy import func, select
+
+    from shared.auth import create_admin, generate_password
+    from shared.models import Admin
+    from shared.runtime import Runtime
+
+    runtime = Runtime(settings)
+    try:
+        with runtime.Session.begin() as session:
+            if session.scalar(select(func.count()).select_from(Admin)):
+                return None
+            email = settings.admin_email or "admin@localhost"
+            password = settings.admin_password or generate_password()
+            create_admin(session, email, password)
+    finally:
+        runtime.close()
+    return email, (None if settings.admin_password else password)
+
+
+def run_up(settings: Settings, *, demo: bool, port: int, host: str) -> int:
+    from shared.migrate import upgrade
+
+    settings.instance_dir.mkdir(parents=True, exist_ok=True)
+    checked_database(settings)
+    upgrade(settings.database_url)
+    first_admin = ensure_first_admin(settings)
+
+    env = dict(os.environ)
+    env["FORCEBOT_INSTANCE_DIR"] = str(settings.instance_dir)
+    public_url = settings.public_url
+    if "FORCEBOT_PUBLIC_URL" not in os.environ:
+        public_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        env["FORCEBOT_PUBLIC_URL"] = public_url
+    me = [sys.executable, "-m", "forcebot"]
+    supervisor = Supervisor(echo=lambda line: click.echo(line, err=True))
+
+    try:
+        if settings.redis_url is None:
+            redis_port = free_port()
+            supervisor.add(
+                Child("redis", embedded_redis_command(settings.instance_dir, redis_port)),
+                wait_port=("127.0.0.1", redis_port),
+            )
+            env["FORCEBOT_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+
+        if demo:
+            sim_port = DEMO_SIMULATOR_PORT
+            if not _port_free(sim_port) or not _port_free(sim_port + 1):
+                sim_port = free_port()
+                while not _port_free(sim_port + 1):
+                    sim_port = free_port()
+            supervisor.add(
+                Child("simulator", [*me, "simulator", "--port", str(sim_port)], env),
+                wait_port=("127.0.0.1", sim_port + 1),
+            )
+            from .demo import setup_demo
+
+            child_settings = Settings.from_env(env)
+            for line in setup_demo(child_settings, f"http://127.0.0.1:{sim_port}"):
+                click.echo(line)
+
+        supervisor.add(
+            Child("web", [*me, "web", "--host", host, "--port", str(port), "--workers", "1"], env),
+            wait_port=("127.0.0.1" if host in ("0.0.0.0", "::") else host, port),
+        )
+        supervisor.add(Child("worker", [*me, "worker", "--concurrency", "2"], env))
+        supervisor.add(Child("beat", [*me, "beat"], env))
+    except KeyboardInterrupt:
+        supervisor.stop()
+        return 130
+
+    click.echo("")
+    click.echo(f"Forcebot is running at {public_url}  (Ctrl-C stops everything)")
+    if first_admin is not None:
+        email, password = first_admin
+        if password:
+            click.echo(f"First admin: {email}  password: {password}  (shown once)")
+        else:
+            click.echo(f"First admin: {email} (password from FORCEBOT_ADMIN_PASSWORD)")
+    sys.stdout.flush()
+    return supervisor.run()
+
+
+def _port_free(port: int) -> bool:
+    return not wait_for_port("127.0.0.1", port, timeout=0.05)

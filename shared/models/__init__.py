@@ -1,0 +1,31 @@
+"""SQLAlchemy models, one module per concept; import from here."""
+
+from .accounts import Account, OAuthState
+from .admins import Admin, ApiToken, hash_token, new_token
+from .base import Base, utcnow
+from .behaviors import Behavior, BehaviorVersion
+from .runs import Attempt, HttpExchange, Run, RunStep
+from .schedules import Schedule
+from .services import Service
+from .syncs import Sync, SyncedRecord
+
+__all__ = [
+    "Account",
+    "Admin",
+    "ApiToken",
+    "Attempt",
+    "Base",
+    "Behavior",
+    "BehaviorVersion",
+    "HttpExchange",
+    "OAuthState",
+    "Run",
+    "RunStep",
+    "Schedule",
+    "Service",
+    "Sync",
+    "SyncedRecord",
+    "hash_token",
+    "new_token",
+    "utcnow",
+]

@@ -1,0 +1,135 @@
+"""`forcebot up` on the embedded default: real processes, real ports, nothing left behind."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+import requests
+
+from forcebot.supervisor import free_port
+from tests.conftest import ROOT, poll
+
+
+def _env(instance_dir, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FORCEBOT_")}
+    env.update(FORCEBOT_INSTANCE_DIR=str(instance_dir), PYTHONPATH=str(ROOT), **extra)
+    return env
+
+
+def _start(tmp_path, *args, **env):
+    port = free_port()
+    log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "forcebot", "up", "--port", str(port), *args],
+        env=_env(tmp_path / "instance", **env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    return proc, port
+
+
+def _descendants(pid):
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _healthy(port):
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_up_serves_and_ctrl_c_leaves_no_process(tmp_path):
+    proc, port = _start(tmp_path)
+    try:
+        poll(lambda: _healthy(port), timeout=60, interval=0.2, message="/healthz")
+        login = requests.get(f"http://127.0.0.1:{port}/login", timeout=5)
+        assert login.status_code == 200 and "Log in to Forcebot" in login.text
+        ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+        # Wait for the worker and beat too, then remember every descendant.
+        poll(lambda: len(_descendants(proc.pid)) >= 5, timeout=30, message="all children")
+        children = _descendants(proc.pid)
+        names = " ".join(" ".join(c.cmdline()) for c in children if c.is_running())
+        for part in ("redis-server", "forcebot web", "forcebot worker", "forcebot beat"):
+            assert part in names, part
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    output = (tmp_path / "up.log").read_text()
+    assert "First admin: admin@localhost  password: " in output
+    assert f"http://127.0.0.1:{port}" in output
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == [], [p.cmdline() for p in alive]
+    # The password is printed on the first run only.
+    proc2, port2 = _start(tmp_path)
+    try:
+        poll(lambda: _healthy(port2), timeout=60, interval=0.2, message="/healthz")
+    finally:
+        proc2.send_signal(signal.SIGTERM)
+        proc2.wait(60)
+    assert (tmp_path / "up.log").read_text().count("password: ") == 0
+
+
+def test_a_dying_child_is_named_and_stops_the_rest(tmp_path):
+    proc, port = _start(tmp_path)
+    try:
+        poll(lambda: _healthy(port), timeout=60, interval=0.2, message="/healthz")
+
+        def beat():
+            for child in _descendants(proc.pid):
+                try:
+                    if "beat" in child.cmdline() and "forcebot" in " ".join(child.cmdline()):
+                        return child
+                except psutil.NoSuchProcess:
+                    pass
+            return None
+
+        victim = poll(beat, timeout=30, message="the beat process")
+        children = _descendants(proc.pid)
+        victim.kill()
+        assert proc.wait(60) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "beat exited with status" in (tmp_path / "up.log").read_text()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == []
+
+
+def test_bad_setting_is_one_line_and_exit_2(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "forcebot", "up"],
+        env=_env(tmp_path, FORCEBOT_DATABASE_URL="nonsense"),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("forcebot: FORCEBOT_DATABASE_URL:")
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", [["worker"], ["web"], ["beat"]])
+def test_processes_need_a_redis_url(tmp_path, command):
+    result = subprocess.run(
+        [sys.executable, "-m", "forcebot", *command],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "FORCEBOT_REDIS_URL" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,104 @@
+import re
+
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+
+PUBLIC = {"auth.login", "oauth.callback", "health.healthz", "health.readyz"}
+
+
+def _csrf(client, path="/login"):
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+
+
+def test_login_page_renders(client):
+    response = client.get("/login")
+    assert response.status_code == 200
+    assert "Log in to Forcebot" in response.get_data(as_text=True)
+
+
+def test_login_needs_csrf(client, auth):
+    response = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/").status_code == 302
+
+
+def test_login_and_logout(client, auth):
+    response = client.post(
+        "/login",
+        data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "csrf_token": _csrf(client)},
+    )
+    assert response.status_code == 302
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert client.get("/").status_code == 200
+    client.post("/logout", data={"csrf_token": _csrf(client, "/")})
+    assert client.get("/").status_code == 302
+
+
+def test_wrong_password_then_throttled(client, auth):
+    for _ in range(5):
+        response = client.post(
+            "/login",
+            data={"email": ADMIN_EMAIL, "password": "wrong-password", "csrf_token": _csrf(client)},
+        )
+        assert response.status_code == 401
+    response = client.post(
+        "/login",
+        data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "csrf_token": _csrf(client)},
+    )
+    assert response.status_code == 429
+    assert "too many failed logins" in response.get_data(as_text=True)
+
+
+def test_open_redirect_after_login_is_refused(client, auth):
+    response = client.post(
+        "/login?next=//evil.example/x",
+        data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "csrf_token": _csrf(client)},
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_every_route_but_the_public_ones_refuses_anonymous_requests(app, client):
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC:
+            continue
+        url = rule.rule
+        for arg in rule.arguments:
+            url = url.replace(f"<{arg}>", "1")
+        url = re.sub(r"<[^>]+:([^>]+)>", "1", url)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(url, method=method)
+            if url.startswith("/api/"):
+                assert response.status_code == 401, (method, url)
+                assert response.get_json()["error"]["code"] == "unauthorized"
+            else:
+                assert response.status_code in (302, 400, 401), (method, url)
+                if response.status_code == 302:
+                    assert "/login" in response.headers["Location"], (method, url)
+            checked += 1
+    assert checked >= 3
+
+
+def test_api_rejects_missing_and_wrong_tokens(client, api):
+    assert client.get("/api/v1/openapi.json").status_code == 401
+    response = client.get("/api/v1/openapi.json", headers={"Authorization": "Bearer nope"})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["message"] == "the API token is unknown or revoked"
+    assert api.get("/openapi.json").status_code == 200
+
+
+def test_api_unknown_route_uses_the_error_format(api):
+    response = api.get("/no-such-thing")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_tokens_are_stored_hashed(runtime, api_token):
+    from sqlalchemy import select
+
+    from shared.models import ApiToken
+
+    with runtime.Session() as session:
+        stored = session.scalars(select(ApiToken.token_hash)).all()
+    assert api_token not in stored and len(stored) == 1

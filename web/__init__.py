@@ -1,0 +1,119 @@
+"""The Flask app: pages, JSON API, OAuth callback, health and metrics.
+
+`create_app(settings=None)` reads Settings from the environment when none are given. Every
+route requires a logged-in admin (pages) or a Bearer token (`/api/v1`) except the few in
+`PUBLIC_ENDPOINTS`: authentication is deny-by-default, checked before any view runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, g, request
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from shared.config import Settings
+from shared.runtime import Runtime
+
+csrf = CSRFProtect()
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    runtime = runtime or Runtime(settings)
+
+    app = Flask(__name__, static_folder=None)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_is_https,
+        SESSION_COOKIE_NAME="forcebot_session",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=settings.public_is_https,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        WTF_CSRF_TIME_LIMIT=None,
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["forcebot.settings"] = settings
+    app.extensions["forcebot.runtime"] = runtime
+
+    from worker.celery_app import configure
+
+    configure(settings, runtime)
+    _load_behavior_modules(settings)
+
+    csrf.init_app(app)
+
+    from . import auth, health, pages
+    from .api import api
+
+    auth.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api)
+    csrf.exempt(api)
+    _register_optional_blueprints(app)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        # Routing errors (404, 405) happen before any blueprint is chosen; keep the API's
+        # error format for them too.
+        if request.path.startswith("/api/"):
+            from .errors import error_response
+
+            code = (exc.name or "error").lower().replace(" ", "_")
+            return error_response(exc.code or 500, code, exc.description or "error")
+        return exc
+
+    @app.teardown_appcontext
+    def _close_db(_exc: BaseException | None) -> None:
+        session = g.pop("db", None)
+        if session is not None:
+            session.close()
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"settings": settings}
+
+    from . import filters
+
+    filters.init_app(app)
+    logging.getLogger("forcebot").setLevel(settings.log_level)
+    return app
+
+
+def _register_optional_blueprints(app: Flask) -> None:
+    """Blueprints of the feature packages; each module exposes `bp` (and maybe `api_bp`)."""
+    import importlib
+
+    for module_name in (
+        "web.oauth",
+        "web.pages.services",
+        "web.pages.accounts",
+        "web.pages.behaviors",
+        "web.pages.runs",
+        "web.pages.schedules",
+        "web.pages.syncs",
+        "web.metrics",
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        app.register_blueprint(module.bp)
+
+
+def _load_behavior_modules(settings: Settings) -> None:
+    import importlib
+
+    for name in settings.behavior_modules:
+        importlib.import_module(name)

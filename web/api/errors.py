@@ -1,0 +1,47 @@
+"""API errors: `{"error": {"code", "message", "details"}}` with the right status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import error_response
+
+__all__ = ["ApiError", "error_response", "json_body", "not_found", "validation_error"]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def validation_error(problems: list[str] | dict[str, Any], message: str | None = None) -> ApiError:
+    """422 listing every problem."""
+    count = len(problems)
+    return ApiError(
+        422,
+        "validation_failed",
+        message or f"{count} problem{'s' if count != 1 else ''} found; nothing was saved",
+        problems,
+    )
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or a 400 that says what was wrong."""
+    from flask import request
+
+    if not request.data:
+        raise ApiError(400, "bad_request", "expected a JSON object body")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ApiError(400, "bad_request", "the body is not valid JSON")
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "expected a JSON object body")
+    return data

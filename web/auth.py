@@ -1,0 +1,131 @@
+"""Admin login (Flask-Login), Bearer API tokens, and deny-by-default route protection."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired, Regexp
+
+from shared.auth import LoginThrottled, authenticate, verify_api_token
+from shared.models import Admin
+
+from .db import db
+from .errors import error_response
+
+bp = Blueprint("auth", __name__)
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Please log in to continue."
+
+# The only endpoints reachable without a session or token (and the API spec's own route is
+# behind the token like the rest of the API).
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "oauth.callback", "health.healthz", "health.readyz"})
+
+
+class AdminUser(UserMixin):
+    def __init__(self, admin: Admin) -> None:
+        self.id = str(admin.id)
+        self.email = admin.email
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> AdminUser | None:
+    try:
+        admin = db().get(Admin, int(user_id))
+    except ValueError:
+        return None
+    return AdminUser(admin) if admin else None
+
+
+def _authenticate_api() -> Any:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        response = error_response(
+            401, "unauthorized", "send 'Authorization: Bearer <token>' (forcebot token create)"
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="forcebot"'
+        return response
+    session = db()
+    api_token = verify_api_token(session, token.strip())
+    if api_token is None:
+        response = error_response(401, "unauthorized", "the API token is unknown or revoked")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="forcebot", error="invalid_token"'
+        return response
+    session.commit()
+    g.api_token_id = api_token.id
+    return None
+
+
+def _require_authentication() -> Any:
+    endpoint = request.endpoint
+    if endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if request.path.startswith("/api/"):
+        return _authenticate_api()
+    if endpoint == "metrics.metrics" and request.headers.get("Authorization"):
+        return _authenticate_api()
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return None
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    app.before_request(_require_authentication)
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(
+        "Email",
+        validators=[
+            DataRequired(),
+            Regexp(r"^[^@\s]+@[^@\s]+$", message="Enter an email address."),
+        ],
+    )
+    password = PasswordField("Password", validators=[DataRequired()])
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site relative paths: an open redirect after login is a phishing aid.
+    if target and target.startswith("/") and not target.startswith("//"):
+        if not urlsplit(target).netloc:
+            return target
+    return url_for("pages.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if current_user.is_authenticated:
+        return redirect(url_for("pages.index"))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        session = db()
+        try:
+            admin = authenticate(session, form.email.data or "", form.password.data or "")
+        except LoginThrottled as exc:
+            session.commit()
+            flash(str(exc), "error")
+            return render_template("login.html", form=form), 429
+        session.commit()
+        if admin is not None:
+            login_user(AdminUser(admin))
+            return redirect(_safe_next(request.args.get("next")))
+        flash("Wrong email or password.", "error")
+        status = 401
+    elif request.method == "POST":
+        status = 400
+    return render_template("login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Any:
+    logout_user()
+    flash("Logged out.", "info")
+    return redirect(url_for("auth.login"))

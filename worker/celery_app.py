@@ -1,0 +1,72 @@
+"""The Celery app: configured from Settings, Redis broker, no result backend.
+
+Tasks are thin and named (`worker.runs.execute`); they take ids, re-read state and delegate
+to plain code in `shared/`. Outcomes live in our tables, so there is no result backend.
+`configure(settings)` must be called once per process before a task runs or is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, signals
+
+from shared.config import Settings
+from shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Long waits are stored in the database and re-queued by the dispatcher, so no countdown we
+# send ever comes near this; it only bounds how long an unacked message of a killed worker
+# stays invisible before Redis hands it out again (the reconciler usually acts sooner).
+VISIBILITY_TIMEOUT_SECONDS = 3600
+MAX_COUNTDOWN_SECONDS = 60
+
+celery = Celery("forcebot", set_as_current=True)
+celery.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_ignore_result=True,
+    result_backend=None,
+    task_default_queue="forcebot",
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+    worker_hijack_root_logger=False,
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    timezone="UTC",
+    enable_utc=True,
+    imports=("worker.tasks",),
+)
+
+_runtime: Runtime | None = None
+
+
+def configure(settings: Settings, runtime: Runtime | None = None) -> Celery:
+    """Point the app at the settings' Redis and remember the process Runtime."""
+    global _runtime
+    _runtime = runtime or Runtime(settings)
+    celery.conf.broker_url = settings.redis_url
+    celery.conf.broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
+    from .beat import beat_schedule
+
+    celery.conf.beat_schedule = beat_schedule()
+    return celery
+
+
+def runtime() -> Runtime:
+    """The process Runtime; configured lazily from the environment in a bare worker."""
+    global _runtime
+    if _runtime is None:
+        configure(Settings.from_env())
+    assert _runtime is not None
+    return _runtime
+
+
+@signals.worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    # A prefork child must not reuse the parent's pooled database sockets.
+    if _runtime is not None:
+        _runtime.after_fork()
