@@ -436,3 +436,127 @@ def worker_factory(settings: Settings) -> Iterator[Callable[..., WorkerProcess]]
     yield start
     for proc in started:
         proc.stop()
+
+
+# --------------------------------------------------------------------------- simulator
+
+SIM_CLIENT_ID = "3MVG9forcebot.test.client"
+SIM_CLIENT_SECRET = "sim-client-secret-0123456789"
+
+
+@pytest.fixture(scope="session")
+def _simulator() -> Iterator[Any]:
+    from simulator.server import SimulatorServer
+
+    with SimulatorServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sim(_simulator: Any, settings: Settings) -> Any:
+    """The simulator, reset, with our test app registered (auto-approve on)."""
+    _simulator.control.reset()
+    _simulator.control.register_app(
+        SIM_CLIENT_ID,
+        SIM_CLIENT_SECRET,
+        [settings.oauth_callback_url],
+        name="Forcebot Tests",
+        auto_approve=True,
+    )
+    return _simulator
+
+
+def sim_token_response(sim: Any, redirect_uri: str, scope: str = "api refresh_token") -> dict:
+    """Authorize (auto-approved, PKCE) and exchange the code at the simulator, as tests' setup."""
+    import base64
+    import hashlib
+    import secrets
+    from urllib.parse import parse_qs, urlsplit
+
+    import requests
+
+    verifier = secrets.token_urlsafe(48)
+    challenge = (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    )
+    response = requests.get(
+        f"{sim.login_url}/services/oauth2/authorize",
+        params={
+            "response_type": "code",
+            "client_id": SIM_CLIENT_ID,
+            "redirect_uri": redirect_uri,
+            "scope": scope,
+            "state": "s",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert response.status_code in (302, 303), response.text
+    code = parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
+    token = requests.post(
+        f"{sim.login_url}/services/oauth2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": SIM_CLIENT_ID,
+            "client_secret": SIM_CLIENT_SECRET,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        },
+        timeout=10,
+    )
+    assert token.status_code == 200, token.text
+    return token.json()
+
+
+@pytest.fixture
+def linked_account(sim: Any, settings: Settings, runtime: Runtime) -> Callable[..., int]:
+    """Create a service and an active account linked at the simulator; returns the account id.
+
+    This is test setup that bypasses the web flow (tested on its own in tests/web).
+    """
+    import requests
+
+    from shared.accounts import apply_token_response
+    from shared.models import Account, Service
+
+    def make(
+        name: str = "acme-prod",
+        service_name: str = "sim",
+        session_timeout_minutes: int = 120,
+        api_reserve_percent: int = 10,
+        **service_fields: Any,
+    ) -> int:
+        token = sim_token_response(sim, settings.oauth_callback_url)
+        identity = requests.get(
+            token["id"], headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=10
+        ).json()
+        with runtime.Session.begin() as session:
+            service = session.query(Service).filter_by(name=service_name).one_or_none()
+            if service is None:
+                service = Service(
+                    name=service_name,
+                    client_id=SIM_CLIENT_ID,
+                    client_secret_enc=runtime.crypto.encrypt(SIM_CLIENT_SECRET),
+                    login_url=sim.login_url,
+                    session_timeout_minutes=session_timeout_minutes,
+                    api_reserve_percent=api_reserve_percent,
+                    **service_fields,
+                )
+                session.add(service)
+                session.flush()
+            account = Account(
+                service_id=service.id,
+                name=name,
+                user_id=identity["user_id"],
+                username=identity["username"],
+                organization_id=identity["organization_id"],
+            )
+            apply_token_response(account, token, runtime.crypto, service)
+            session.add(account)
+            session.flush()
+            return account.id
+
+    return make

@@ -1,0 +1,56 @@
+"""Storing Salesforce token responses on connected accounts (link and refresh alike).
+
+Salesforce's token response carries no `expires_in`: an access token lives for the org's
+session timeout, counted from `issued_at` (epoch milliseconds, as a string). The expiry we keep
+is therefore `issued_at + service.session_timeout_minutes`, unless introspection gave an `exp`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .crypto import Crypto
+from .models import Account, Service, utcnow
+from .models.accounts import ACTIVE
+
+
+def parse_issued_at(value: Any) -> datetime | None:
+    """Salesforce's `issued_at` (epoch milliseconds as a string) as an aware datetime."""
+    if value in (None, ""):
+        return None
+    try:
+        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def apply_token_response(
+    account: Account,
+    token: Mapping[str, Any],
+    crypto: Crypto,
+    service: Service,
+    *,
+    expires_at: datetime | None = None,
+) -> None:
+    """Save a token response: tokens encrypted, instance and identity URLs, issue and expiry.
+
+    A response without `refresh_token` (a refresh with rotation off) keeps the stored one.
+    `token_version` is bumped so concurrent writers can compare-and-swap on it.
+    """
+    account.access_token_enc = crypto.encrypt(str(token["access_token"]))
+    if token.get("refresh_token"):
+        account.refresh_token_enc = crypto.encrypt(str(token["refresh_token"]))
+    if token.get("instance_url"):
+        account.instance_url = str(token["instance_url"]).rstrip("/")
+    if token.get("id"):
+        account.identity_url = str(token["id"])
+    issued_at = parse_issued_at(token.get("issued_at")) or utcnow()
+    account.token_issued_at = issued_at
+    account.token_expires_at = expires_at or issued_at + timedelta(
+        minutes=service.session_timeout_minutes
+    )
+    account.token_version = (account.token_version or 0) + 1
+    account.status = ACTIVE
+    account.status_reason = None
