@@ -560,3 +560,19 @@ def linked_account(sim: Any, settings: Settings, runtime: Runtime) -> Callable[.
             return account.id
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print how many tests passed on each database backend (evidence for CI logs)."""
+    counts: dict[str, int] = {}
+    for report in terminalreporter.stats.get("passed", []):
+        if report.when != "call":
+            continue
+        for backend in BACKENDS:
+            if f"[{backend}" in report.nodeid or f"-{backend}]" in report.nodeid:
+                counts[backend] = counts.get(backend, 0) + 1
+    if counts:
+        terminalreporter.write_line(
+            "database backends: "
+            + ", ".join(f"{name} {counts.get(name, 0)} passed" for name in BACKENDS)
+        )
