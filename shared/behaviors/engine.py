@@ -1,0 +1,370 @@
+"""Run one attempt of a behavior: steps in order, `when:`, `foreach`, `result:`.
+
+The runs engine owns the rows; it hands us a `StepRecorder`. Within one attempt a step that
+already finished is not executed again: its stored output is reused (that is what makes a
+retried task after a worker crash create a record once). At every step boundary the engine
+checks for cancellation and the run-time deadline.
+
+Errors: a `fail` step, a template error at run time, a non-retryable Salesforce error or a
+limit raise `StepFailed`. Retryable Salesforce errors, DailyLimitExceeded,
+QuotaReserveReached and NeedsReauth propagate unchanged, after the step is recorded as
+failed, so that the runs engine decides between retrying, waiting and failing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from jinja2 import TemplateError
+from jinja2.sandbox import SecurityError
+
+from . import templates
+from .actions import CLIENT_ACTIONS, ActionError
+from .store import LoadedBehavior
+
+if TYPE_CHECKING:
+    from shared.salesforce.client import SalesforceClient
+
+__all__ = [
+    "Cancelled",
+    "ExecutionContext",
+    "PythonContext",
+    "StepFailed",
+    "StepRecorder",
+    "execute",
+]
+
+DEFAULT_TIMEOUT_SECONDS = 900.0  # a run's time limit when the behavior sets none
+MAX_ITERATIONS = 1000  # foreach items per loop, unless the step's max_iterations is lower
+PYTHON_STEP = "python"
+
+
+class StepRecorder(Protocol):
+    def completed(self, key: str) -> tuple[bool, Any]: ...
+    def start(self, key: str, action: str) -> None: ...
+    def finish(
+        self, key: str, status: str, output: Any = None, error: dict[str, Any] | None = None
+    ) -> None: ...
+    def exchange(self, key: str, summary: dict[str, Any]) -> None: ...
+    def should_stop(self) -> bool: ...
+
+
+ClientFactory = Callable[[str | None, Callable[[dict[str, Any]], None] | None], "SalesforceClient"]
+
+
+@dataclass
+class ExecutionContext:
+    run_id: int
+    attempt: int
+    inputs: dict[str, Any]
+    behavior: LoadedBehavior
+    recorder: StepRecorder
+    client_for: ClientFactory
+    log: logging.LoggerAdapter[Any] | logging.Logger
+    deadline: float | None = None
+    run_info: dict[str, Any] = field(default_factory=dict)
+
+
+class StepFailed(Exception):
+    """The run fails (not retried); `.error` is `{"code", "message", "step", ...}`."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message", "step failed"))
+        self.error = error
+
+
+class Cancelled(Exception):
+    """A cancel was requested; raised at the next step boundary."""
+
+
+def _propagates(exc: Exception) -> bool:
+    """Whether the runs engine, not us, must decide what a Salesforce error means."""
+    from shared.salesforce import errors
+
+    if isinstance(exc, errors.DailyLimitExceeded | errors.QuotaReserveReached | errors.NeedsReauth):
+        return True
+    return bool(getattr(exc, "retryable", False))
+
+
+class _Execution:
+    def __init__(self, ctx: ExecutionContext) -> None:
+        self.ctx = ctx
+        self.recorder = ctx.recorder
+        timeout = ctx.behavior.timeout_seconds or DEFAULT_TIMEOUT_SECONDS
+        own_deadline = time.monotonic() + float(timeout)
+        self.deadline = min(ctx.deadline, own_deadline) if ctx.deadline else own_deadline
+        self.clients: dict[str | None, SalesforceClient] = {}
+        self.current_key = ""
+        self.vars: dict[str, Any] = {}
+        inputs = {name: None for name in ctx.behavior.inputs}
+        inputs.update(ctx.inputs)
+        self.inputs = inputs
+
+    # ----------------------------------------------------------------- plumbing
+
+    def client(self, account: str | None) -> SalesforceClient:
+        if account not in self.clients:
+            try:
+                self.clients[account] = self.ctx.client_for(account, self._on_exchange)
+            except LookupError as exc:
+                raise ActionError("unknown_account", f"account: {exc}") from None
+        return self.clients[account]
+
+    def _on_exchange(self, summary: dict[str, Any]) -> None:
+        self.recorder.exchange(self.current_key, summary)
+
+    def boundary(self, key: str) -> None:
+        if self.recorder.should_stop():
+            raise Cancelled(f"cancelled before step {key}")
+        if time.monotonic() > self.deadline:
+            raise StepFailed(
+                {"code": "timeout", "message": "the run's time limit was reached", "step": key}
+            )
+
+    def context(self, steps: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "inputs": self.inputs,
+            "steps": steps,
+            "vars": self.vars,
+            "run": self.ctx.run_info,
+            **extra,
+        }
+
+    def render(self, value: Any, path: str, context: dict[str, Any], key: str) -> Any:
+        try:
+            return templates.render_value(value, context)
+        except SecurityError as exc:
+            raise StepFailed(
+                {"code": "template_refused", "message": f"{path}: {exc}", "step": key}
+            ) from None
+        except (TemplateError, ArithmeticError, TypeError, ValueError) as exc:
+            raise StepFailed(
+                {"code": "template_error", "message": f"{path}: {exc}", "step": key}
+            ) from None
+
+    # ----------------------------------------------------------------- steps
+
+    def run_steps(
+        self, steps: list[dict[str, Any]], prefix: str, outputs: dict[str, Any], extra: dict
+    ) -> None:
+        for step in steps:
+            step_id = step["id"]
+            key = f"{prefix}{step_id}"
+            self.boundary(key)
+            done, output = self.recorder.completed(key)
+            if done:
+                outputs[step_id] = output
+                if step["action"] == "set" and isinstance(output, dict):
+                    self.vars.update(output)
+                continue
+            outputs[step_id] = self.run_step(step, key, outputs, extra)
+
+    def run_step(self, step: dict[str, Any], key: str, outputs: dict[str, Any], extra: dict) -> Any:
+        action = step["action"]
+        self.current_key = key
+        self.recorder.start(key, action)
+        context = self.context(outputs, extra)
+        try:
+            if "when" in step:
+                try:
+                    go = templates.is_true(step["when"], context)
+                except SecurityError as exc:
+                    raise StepFailed(
+                        {"code": "template_refused", "message": f"when: {exc}", "step": key}
+                    ) from None
+                except (TemplateError, ArithmeticError, TypeError, ValueError) as exc:
+                    raise StepFailed(
+                        {"code": "template_error", "message": f"when: {exc}", "step": key}
+                    ) from None
+                if not go:
+                    self.recorder.finish(key, "skipped")
+                    self.ctx.log.info("step=%s status=skipped", key)
+                    return None
+            output = self.perform(step, key, outputs, extra, context)
+        except StepFailed as exc:
+            self.recorder.finish(key, "failed", error=exc.error)
+            raise
+        except Cancelled:
+            self.recorder.finish(key, "failed", error={"code": "cancelled", "message": "cancelled"})
+            raise
+        except Exception as exc:
+            error = self.describe(exc, key)
+            self.recorder.finish(key, "failed", error=error)
+            if error["code"] == "internal_error" or self.is_salesforce_propagating(exc):
+                raise
+            raise StepFailed(error) from exc
+        self.current_key = key
+        self.recorder.finish(key, "succeeded", output=output)
+        self.ctx.log.info("step=%s status=succeeded", key)
+        return output
+
+    def is_salesforce_propagating(self, exc: Exception) -> bool:
+        from shared.salesforce.errors import SalesforceError
+
+        return isinstance(exc, SalesforceError) and _propagates(exc)
+
+    def describe(self, exc: Exception, key: str) -> dict[str, Any]:
+        from shared.salesforce.errors import SalesforceError
+
+        if isinstance(exc, SalesforceError):
+            return {**exc.to_dict(), "step": key}
+        if isinstance(exc, ActionError):
+            return {"code": exc.code, "message": exc.message, "step": key}
+        return {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}", "step": key}
+
+    def params(self, step: dict[str, Any], key: str, context: dict[str, Any]) -> dict[str, Any]:
+        skip = {"id", "action", "when", "steps", "description"}
+        return {
+            name: self.render(value, name, context, key)
+            for name, value in step.items()
+            if name not in skip
+        }
+
+    def perform(
+        self,
+        step: dict[str, Any],
+        key: str,
+        outputs: dict[str, Any],
+        extra: dict,
+        context: dict[str, Any],
+    ) -> Any:
+        action = step["action"]
+        if action == "foreach":
+            return self.foreach(step, key, outputs, extra, context)
+        params = self.params(step, key, context)
+        if action == "set":
+            values = params.get("vars") or {}
+            if not isinstance(values, dict):
+                message = "vars: expected an object"
+                raise StepFailed({"code": "invalid_parameter", "message": message, "step": key})
+            self.vars.update(values)
+            return values
+        if action == "fail":
+            raise StepFailed(
+                {
+                    "code": str(params.get("code") or "failed"),
+                    "message": str(params.get("message")),
+                    "step": key,
+                }
+            )
+        account = params.pop("account", None)
+        client = self.client(account if account else None)
+        return CLIENT_ACTIONS[action](params, client)
+
+    def foreach(
+        self,
+        step: dict[str, Any],
+        key: str,
+        outputs: dict[str, Any],
+        extra: dict,
+        context: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        items = self.render(step["items"], "items", context, key)
+        if items is None:
+            items = []
+        if isinstance(items, dict):
+            items = [{"key": k, "value": v} for k, v in items.items()]
+        if not isinstance(items, list):
+            raise StepFailed(
+                {
+                    "code": "invalid_parameter",
+                    "message": f"items: expected a list, got {type(items).__name__}",
+                    "step": key,
+                }
+            )
+        limit = min(int(step.get("max_iterations") or MAX_ITERATIONS), MAX_ITERATIONS)
+        if len(items) > limit:
+            raise StepFailed(
+                {
+                    "code": "too_many_iterations",
+                    "message": f"items: {len(items)} items; the limit is {limit}",
+                    "step": key,
+                }
+            )
+        results = []
+        for index, item in enumerate(items):
+            loop = {
+                "index": index,
+                "index1": index + 1,
+                "first": index == 0,
+                "last": index == len(items) - 1,
+                "length": len(items),
+            }
+            inner_outputs = dict(outputs)
+            scope = {**extra, "item": item, "loop": loop}
+            self.run_steps(step["steps"], f"{key}[{index}].", inner_outputs, scope)
+            results.append({s["id"]: inner_outputs.get(s["id"]) for s in step["steps"]})
+        self.current_key = key
+        return results
+
+    # ----------------------------------------------------------------- whole runs
+
+    def run_definition(self) -> Any:
+        definition = self.ctx.behavior.definition or {}
+        outputs: dict[str, Any] = {}
+        self.run_steps(definition.get("steps") or [], "", outputs, {})
+        if "result" not in definition:
+            return None
+        try:
+            return templates.render_value(definition["result"], self.context(outputs, {}))
+        except (TemplateError, ArithmeticError, TypeError, ValueError) as exc:
+            raise StepFailed({"code": "template_error", "message": f"result: {exc}"}) from None
+
+    def run_python(self) -> Any:
+        assert self.ctx.behavior.function is not None
+        self.boundary(PYTHON_STEP)
+        done, output = self.recorder.completed(PYTHON_STEP)
+        if done:
+            return output
+        self.current_key = PYTHON_STEP
+        self.recorder.start(PYTHON_STEP, "python")
+        try:
+            output = self.ctx.behavior.function(PythonContext(self))
+        except (StepFailed, Cancelled) as exc:
+            error = exc.error if isinstance(exc, StepFailed) else {"code": "cancelled"}
+            self.recorder.finish(PYTHON_STEP, "failed", error={**error, "step": PYTHON_STEP})
+            raise
+        except Exception as exc:
+            error = self.describe(exc, PYTHON_STEP)
+            if error["code"] == "internal_error":
+                error["code"] = "python_error"
+            self.recorder.finish(PYTHON_STEP, "failed", error=error)
+            if self.is_salesforce_propagating(exc):
+                raise
+            raise StepFailed(error) from exc
+        self.recorder.finish(PYTHON_STEP, "succeeded", output=output)
+        return output
+
+
+class PythonContext:
+    """What a Python behavior's function receives as `ctx`."""
+
+    def __init__(self, execution: _Execution) -> None:
+        self._execution = execution
+        self.inputs: dict[str, Any] = execution.inputs
+        self.log = execution.ctx.log
+        self.run: dict[str, Any] = execution.ctx.run_info
+
+    def salesforce(self, account: str | None = None) -> SalesforceClient:
+        """A client for `account` (default: the behavior's account); exchanges are recorded."""
+        return self._execution.client(account)
+
+    def should_stop(self) -> bool:
+        """True when a cancel was requested: long loops should return early."""
+        return self._execution.recorder.should_stop()
+
+    def fail(self, message: str, code: str = "failed") -> None:
+        """Fail the run now, without retries."""
+        raise StepFailed({"code": code, "message": message, "step": PYTHON_STEP})
+
+
+def execute(ctx: ExecutionContext) -> Any:
+    """Run one attempt; return the rendered `result` (or the Python function's return value)."""
+    execution = _Execution(ctx)
+    if ctx.behavior.function is not None:
+        return execution.run_python()
+    return execution.run_definition()

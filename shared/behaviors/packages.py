@@ -1,0 +1,131 @@
+"""Packages: one YAML/JSON file holding several behaviors (and, later, schedules).
+
+```yaml
+name: salesforce-bot
+description: ...
+behaviors:
+  - name: find-contact-by-email
+    account: demo
+    steps: [...]
+schedules: []            # accepted and reported as not imported yet
+```
+
+Import validates every behavior first and saves nothing when any is invalid; problems are
+prefixed with the behavior's place, `behaviors[1].steps[0].soql: required`.
+
+Accounts: behaviors name their account, and an unknown account is a validation error, as on
+every save. Because a package is written before the user has linked anything, import takes
+an `account` override that replaces the top-level `account:` of every behavior in it (the
+CLI's `--account NAME`, the API's `"account"` field, the page's account box). The shipped
+package names `demo`, the account `forcebot up --demo` creates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from sqlalchemy.orm import Session
+
+from .definition import ParseError, detect_format, parse_source
+from .store import DefinitionInvalid, check_definition, get_version, save_behavior
+
+MAX_BEHAVIORS = 200
+PACKAGE_KEYS = {"name", "description", "version", "behaviors", "schedules"}
+
+
+@dataclass
+class ImportReport:
+    """What an import did: one entry per behavior, plus notes."""
+
+    behaviors: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for entry in self.behaviors if entry["status"] == status)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "behaviors": self.behaviors,
+            "created": self.count("created"),
+            "updated": self.count("updated"),
+            "unchanged": self.count("unchanged"),
+            "notes": self.notes,
+        }
+
+
+def _behavior_source(definition: dict[str, Any]) -> str:
+    return yaml.safe_dump(definition, sort_keys=False, allow_unicode=True, width=100)
+
+
+def read_package(source: str, fmt: str | None = None) -> dict[str, Any]:
+    """Parse a package and check its shape; raise DefinitionInvalid."""
+    try:
+        package = parse_source(source, fmt or detect_format(source))
+    except ParseError as exc:
+        raise DefinitionInvalid([f"source: {exc}"]) from None
+    if not isinstance(package, dict):
+        raise DefinitionInvalid(["package: expected an object with a behaviors list"])
+    problems = [f"{key}: unknown key" for key in package if key not in PACKAGE_KEYS]
+    behaviors = package.get("behaviors")
+    if not isinstance(behaviors, list) or not behaviors:
+        problems.append("behaviors: expected a non-empty list of behavior definitions")
+    elif len(behaviors) > MAX_BEHAVIORS:
+        problems.append(f"behaviors: at most {MAX_BEHAVIORS} in one package")
+    schedules = package.get("schedules")
+    if schedules is not None and not isinstance(schedules, list):
+        problems.append("schedules: expected a list")
+    if problems:
+        raise DefinitionInvalid(problems)
+    return package
+
+
+def import_package(
+    session: Session, source: str, fmt: str | None = None, *, account: str | None = None
+) -> ImportReport:
+    """Validate every behavior, then save them all; raise DefinitionInvalid saving nothing."""
+    package = read_package(source, fmt)
+    problems: list[str] = []
+    prepared: list[tuple[str, dict[str, Any], str]] = []
+    seen: dict[str, int] = {}
+    for index, definition in enumerate(package["behaviors"]):
+        where = f"behaviors[{index}]"
+        if not isinstance(definition, dict):
+            problems.append(f"{where}: expected a behavior definition object")
+            continue
+        if account:
+            definition = {**definition, "account": account}
+        text = _behavior_source(definition)
+        try:
+            checked, _ = check_definition(session, text, "yaml")
+        except DefinitionInvalid as exc:
+            problems.extend(f"{where}.{problem}" for problem in exc.problems)
+            continue
+        name = checked["name"]
+        if name in seen:
+            problems.append(f'{where}.name: duplicate "{name}" (also behaviors[{seen[name]}])')
+            continue
+        seen[name] = index
+        prepared.append((name, checked, text))
+    if problems:
+        raise DefinitionInvalid(problems)
+
+    report = ImportReport()
+    for name, definition, text in prepared:
+        current = get_version(session, name)
+        if current is not None and current.definition == definition:
+            report.behaviors.append(
+                {"name": name, "status": "unchanged", "version": current.version}
+            )
+            continue
+        _, version, created = save_behavior(session, text, "yaml")
+        status = "created" if created else "updated"
+        report.behaviors.append({"name": name, "status": status, "version": version.version})
+    schedules = package.get("schedules") or []
+    if schedules:
+        report.notes.append(
+            f"{len(schedules)} schedule(s) in the package were not imported: "
+            "create schedules on the Schedules page or with POST /api/v1/schedules"
+        )
+    return report

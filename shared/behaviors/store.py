@@ -1,0 +1,212 @@
+"""Save and load behaviors; validate trigger payloads against a behavior's inputs.
+
+Every save of a definition is a new immutable `BehaviorVersion`; a run records the version
+it ran. Stored definitions win over Python behaviors of the same name. Functions take the
+caller's session and never commit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.models import Account, Behavior, BehaviorVersion, utcnow
+
+from .definition import (
+    ParseError,
+    account_names,
+    detect_format,
+    parse_source,
+    type_problem,
+    validate_definition,
+)
+from .registry import registered
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+
+class DefinitionInvalid(Exception):
+    """A definition has problems; `.problems` lists each as "path: message"."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class LoadedBehavior:
+    name: str
+    version: int | None
+    definition: dict[str, Any] | None
+    function: Callable[..., Any] | None
+    inputs: dict[str, Any]
+    account: str | None
+    max_attempts: int | None
+    timeout_seconds: float | None
+    description: str | None
+
+
+def parse_and_validate(source: str, fmt: str | None = None) -> tuple[dict[str, Any], str]:
+    """Parse and validate without the database; raise DefinitionInvalid."""
+    fmt = fmt or detect_format(source)
+    try:
+        definition = parse_source(source, fmt)
+    except ParseError as exc:
+        raise DefinitionInvalid([f"source: {exc}"]) from None
+    problems = validate_definition(definition)
+    if problems:
+        raise DefinitionInvalid(problems)
+    return definition, fmt
+
+
+def account_problems(session: Session, definition: dict[str, Any]) -> list[str]:
+    """Problems for account names in `definition` that no connected account has."""
+    named = account_names(definition)
+    if not named:
+        return []
+    wanted = {name for _, name in named}
+    existing = set(session.scalars(select(Account.name).where(Account.name.in_(wanted))))
+    return [f'{path}: unknown account "{name}"' for path, name in named if name not in existing]
+
+
+def check_definition(
+    session: Session, source: str, fmt: str | None = None, *, expected_name: str | None = None
+) -> tuple[dict[str, Any], str]:
+    """Validate everything save_behavior validates, without saving; raise DefinitionInvalid."""
+    fmt = fmt or detect_format(source)
+    try:
+        definition = parse_source(source, fmt)
+    except ParseError as exc:
+        raise DefinitionInvalid([f"source: {exc}"]) from None
+    problems = validate_definition(definition)
+    if isinstance(definition, dict):
+        problems += account_problems(session, definition)
+        name = definition.get("name")
+        if expected_name is not None and isinstance(name, str) and name != expected_name:
+            problems.append(f'name: must stay "{expected_name}" (rename by creating a new one)')
+    if problems:
+        raise DefinitionInvalid(problems)
+    return definition, fmt
+
+
+def save_behavior(
+    session: Session, source: str, fmt: str | None = None, *, expected_name: str | None = None
+) -> tuple[Behavior, BehaviorVersion, bool]:
+    """Validate and save `source` as a new version; returns (behavior, version, created)."""
+    definition, fmt = check_definition(session, source, fmt, expected_name=expected_name)
+    name = definition["name"]
+    behavior = session.scalars(
+        select(Behavior).where(Behavior.name == name).with_for_update()
+    ).one_or_none()
+    created = behavior is None
+    if behavior is None:
+        behavior = Behavior(name=name, current_version=0)
+        session.add(behavior)
+        session.flush()
+    behavior.current_version = (behavior.current_version or 0) + 1
+    behavior.description = definition.get("description")
+    behavior.updated_at = utcnow()
+    version = BehaviorVersion(
+        behavior_id=behavior.id,
+        version=behavior.current_version,
+        source=source,
+        source_format=fmt,
+        definition=definition,
+    )
+    session.add(version)
+    session.flush()
+    return behavior, version, created
+
+
+def get_version(session: Session, name: str, version: int | None = None) -> BehaviorVersion | None:
+    """The stored version `version` (default: current) of the behavior `name`."""
+    behavior = session.scalars(select(Behavior).where(Behavior.name == name)).one_or_none()
+    if behavior is None:
+        return None
+    number = behavior.current_version if version is None else version
+    return session.scalars(
+        select(BehaviorVersion).where(
+            BehaviorVersion.behavior_id == behavior.id, BehaviorVersion.version == number
+        )
+    ).one_or_none()
+
+
+def load_behavior(session: Session, name: str, version: int | None = None) -> LoadedBehavior | None:
+    """Load a stored definition (a given version, default current), else a Python behavior."""
+    row = get_version(session, name, version)
+    if row is not None:
+        definition = row.definition
+        return LoadedBehavior(
+            name=name,
+            version=row.version,
+            definition=definition,
+            function=None,
+            inputs=dict(definition.get("inputs") or {}),
+            account=definition.get("account"),
+            max_attempts=definition.get("max_attempts"),
+            timeout_seconds=definition.get("timeout_seconds"),
+            description=definition.get("description"),
+        )
+    python = registered().get(name)
+    if python is None:
+        return None
+    return LoadedBehavior(
+        name=name,
+        version=None,
+        definition=None,
+        function=python.function,
+        inputs=dict(python.inputs),
+        account=python.account,
+        max_attempts=python.max_attempts,
+        timeout_seconds=python.timeout_seconds,
+        description=python.description,
+    )
+
+
+def validate_payload(behavior: LoadedBehavior, payload: Any) -> tuple[dict[str, Any], list[str]]:
+    """Check `payload` against the behavior's inputs; returns (inputs with defaults, problems)."""
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        return {}, ["payload: expected an object"]
+    try:
+        size = len(json.dumps(payload, separators=(",", ":")).encode())
+    except (TypeError, ValueError):
+        return {}, ["payload: not JSON-serializable"]
+    if size > MAX_PAYLOAD_BYTES:
+        return {}, [f"payload: {size} bytes; the limit is {MAX_PAYLOAD_BYTES}"]
+    schema = behavior.inputs
+    if not schema:
+        return dict(payload), []
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for key in payload:
+        if key not in schema:
+            problems.append(f"inputs.{key}: unknown input (expected {', '.join(schema)})")
+    for name, spec in schema.items():
+        where = f"inputs.{name}"
+        if name not in payload or payload[name] is None:
+            if spec.get("default") is not None:
+                values[name] = spec["default"]
+            elif spec.get("required"):
+                problems.append(f"{where}: required")
+            continue
+        value = payload[name]
+        kind = spec.get("type", "string")
+        problem = type_problem(value, kind)
+        if problem:
+            problems.append(f"{where}: {problem}")
+            continue
+        if "enum" in spec and value not in spec["enum"]:
+            options = ", ".join(json.dumps(o) for o in spec["enum"])
+            problems.append(f"{where}: must be one of {options}")
+        limit = spec.get("max_length")
+        if limit is not None and isinstance(value, str | list) and len(value) > limit:
+            problems.append(f"{where}: longer than {limit}")
+        values[name] = value
+    return values, problems

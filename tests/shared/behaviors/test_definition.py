@@ -1,0 +1,138 @@
+"""Definition parsing and validation: every problem is listed with its path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.behaviors.definition import MAX_STEPS, ParseError, parse_source, validate_definition
+
+GOOD = """
+name: create-case-for-email
+description: Open a Case for the contact with this email
+account: acme-prod
+inputs:
+  email: {type: string, required: true}
+  subject: {type: string, default: "Support request"}
+steps:
+  - id: contact
+    action: salesforce.query
+    soql: "SELECT Id FROM Contact WHERE Email = {{ inputs.email | soql }}"
+  - id: case
+    action: salesforce.create
+    when: "{{ steps.contact.totalSize > 0 }}"
+    sobject: Case
+    fields: {Subject: "{{ inputs.subject }}", ContactId: "{{ steps.contact.records[0].Id }}"}
+  - id: limits
+    action: http.request
+    method: GET
+    url: /services/data/v62.0/limits
+result: "{{ steps.case.id }}"
+"""
+
+
+def test_spec_example_is_valid() -> None:
+    assert validate_definition(parse_source(GOOD)) == []
+
+
+def test_json_source_is_valid_too() -> None:
+    definition = parse_source(GOOD)
+    assert validate_definition(parse_source(json.dumps(definition), "json")) == []
+
+
+def test_every_problem_is_listed_with_its_path() -> None:
+    definition = {
+        "name": "Bad Name!",
+        "inputs": {"email": {"type": "text"}, "n": {"type": "integer", "default": "x"}},
+        "steps": [
+            {"id": "case", "action": "salesforce.create", "sobject": "Case", "fields": {}},
+            {"id": "case", "action": "salesforce.delete", "sobject": "Case", "record_id": "1"},
+            {"id": "q", "action": "salesforce.query"},
+            {"id": "x", "action": "salesforce.explode"},
+            {"id": "t", "action": "set", "vars": {"a": "line one\n{{ inputs.email }"}},
+            {"id": "u", "action": "fail", "message": "m", "bogus": 1},
+        ],
+    }
+    problems = validate_definition(definition)
+    assert "name: use lowercase letters, digits and - (at most 100 characters)" in problems
+    assert "inputs.email.type: must be one of string, integer, number, boolean, object, array" in (
+        problems
+    )
+    assert "inputs.n.default: expected integer, got string" in problems
+    assert 'steps[1].id: duplicate "case" (also steps[0])' in problems
+    assert "steps[2].soql: required" in problems
+    assert any(
+        p.startswith('steps[3].action: unknown action "salesforce.explode"') for p in problems
+    )
+    assert any(
+        p.startswith("steps[4].vars.a: template syntax error on line 2") for p in problems
+    ), problems
+    assert "steps[5].bogus: unknown key for fail" in problems
+    assert len(problems) == 8, problems
+
+
+def test_missing_steps_and_name() -> None:
+    assert validate_definition({}) == ["name: required", "steps: required"]
+    assert validate_definition([]) == ["definition: expected an object with name and steps"]
+
+
+def test_sandbox_escape_is_refused_at_validation() -> None:
+    definition = {
+        "name": "evil",
+        "steps": [
+            {"id": "a", "action": "set", "vars": {"x": "{{ ''.__class__.__mro__ }}"}},
+            {"id": "b", "action": "set", "vars": {"x": "{{ cycler.__init__.__globals__ }}"}},
+            {"id": "c", "action": "fail", "message": "{{ x | attr('__class__') }}"},
+            {"id": "d", "action": "fail", "message": "m", "when": "inputs['__class__']"},
+        ],
+    }
+    problems = validate_definition(definition)
+    assert len(problems) == 4, problems
+    assert all("names starting with '_' are not allowed" in p for p in problems)
+
+
+def test_nesting_and_step_limits() -> None:
+    inner: dict = {"id": "leaf", "action": "fail", "message": "m"}
+    for depth in range(4):
+        inner = {"id": f"loop{depth}", "action": "foreach", "items": "[]", "steps": [inner]}
+    problems = validate_definition({"name": "deep", "steps": [inner]})
+    assert any("nested too deep" in p for p in problems), problems
+
+    many = [{"id": f"s{i}", "action": "set", "vars": {"a": 1}} for i in range(MAX_STEPS + 1)]
+    assert validate_definition({"name": "many", "steps": many}) == [
+        f"steps: at most {MAX_STEPS} steps (nested ones count)"
+    ]
+
+
+def test_nested_ids_are_unique_across_the_behavior() -> None:
+    definition = {
+        "name": "loops",
+        "steps": [
+            {"id": "a", "action": "set", "vars": {"x": 1}},
+            {
+                "id": "loop",
+                "action": "foreach",
+                "items": "{{ [1, 2] }}",
+                "steps": [{"id": "a", "action": "fail", "message": "m"}, {"id": "b"}],
+            },
+        ],
+    }
+    problems = validate_definition(definition)
+    assert problems == [
+        'steps[1].steps[0].id: duplicate "a" (also steps[0])',
+        "steps[1].steps[1].action: required",
+    ]
+
+
+def test_parse_errors_name_the_line() -> None:
+    with pytest.raises(ParseError, match="line 4: mapping values are not allowed"):
+        parse_source("name: x\nsteps:\n  - id: a\n    soql: x: y\n")
+    with pytest.raises(ParseError, match="line 2"):
+        parse_source('{"name": "x",\n "steps": ]}')
+
+
+def test_yaml_aliases_are_refused() -> None:
+    bomb = 'a: &a ["x", "x"]\nb: &b [*a, *a]\nc: [*b, *b]\n'
+    with pytest.raises(ParseError, match="aliases"):
+        parse_source(bomb)

@@ -1,0 +1,144 @@
+"""Behavior pages: list with an empty state, create/edit with errors listed, import, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from shared.models import Account, Behavior, BehaviorVersion, Service
+
+SOURCE = """\
+name: page-made
+account: acme-prod
+steps:
+  - id: hello
+    action: set
+    vars: {x: 1}
+"""
+
+
+def _account(runtime: Any, name: str = "acme-prod") -> None:
+    with runtime.Session.begin() as session:
+        service = Service(
+            name="s",
+            client_id="c",
+            client_secret_enc=runtime.crypto.encrypt("x"),
+            login_url="https://x",
+        )
+        session.add(service)
+        session.flush()
+        session.add(Account(service_id=service.id, name=name))
+
+
+def _versions(runtime: Any) -> int:
+    with runtime.Session() as session:
+        return session.scalar(select(func.count()).select_from(BehaviorVersion)) or 0
+
+
+def test_empty_state_points_to_the_package(logged_in: Any) -> None:
+    page = logged_in.client.get("/behaviors/").get_data(as_text=True)
+    assert "No behaviors yet" in page
+    assert "/behaviors/import" in page and "Salesforce Bot" in page
+
+
+def test_pages_need_login(client: Any) -> None:
+    assert client.get("/behaviors/").status_code in (302, 401)
+
+
+def test_create_then_edit_makes_versions(logged_in: Any, runtime: Any) -> None:
+    _account(runtime)
+    client = logged_in.client
+    token = logged_in.csrf_token("/behaviors/new")
+    response = client.post("/behaviors/new", data={"source": SOURCE, "csrf_token": token})
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/behaviors/page-made")
+
+    page = client.get("/behaviors/page-made").get_data(as_text=True)
+    assert "action: set" in page and "v1" in page
+
+    edited = SOURCE.replace("x: 1", "x: 2")
+    response = client.post("/behaviors/page-made", data={"source": edited, "csrf_token": token})
+    assert response.status_code == 302
+    page = client.get("/behaviors/page-made").get_data(as_text=True)
+    assert "x: 2" in page and "v2" in page
+    old = client.get("/behaviors/page-made?version=1").get_data(as_text=True)
+    assert "x: 1" in old
+    assert _versions(runtime) == 2
+    listing = client.get("/behaviors/").get_data(as_text=True)
+    assert "page-made" in listing
+
+
+def test_errors_are_listed_and_nothing_saved(logged_in: Any, runtime: Any) -> None:
+    client = logged_in.client
+    token = logged_in.csrf_token("/behaviors/new")
+    bad = (
+        SOURCE.replace("vars: {x: 1}", "vars: {x: '{{ oops }'}") + "  - id: hello\n    action: x\n"
+    )
+    response = client.post("/behaviors/new", data={"source": bad, "csrf_token": token})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "problems found; nothing was saved" in page
+    assert "account: unknown account &#34;acme-prod&#34;" in page
+    assert "steps[0].vars.x: template syntax error on line 1" in page
+    assert "steps[1].id: duplicate &#34;hello&#34;" in page
+    assert "{{ oops }" in page  # the text is kept for fixing
+    assert _versions(runtime) == 0
+
+
+def test_import_bundled_package_and_delete(logged_in: Any, runtime: Any) -> None:
+    _account(runtime, "acme-prod")
+    client = logged_in.client
+    token = logged_in.csrf_token("/behaviors/import")
+    response = client.post(
+        "/behaviors/import",
+        data={"bundled": "salesforce-bot", "account": "acme-prod", "csrf_token": token},
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "4 created, 0 updated, 0 unchanged" in page
+    with runtime.Session() as session:
+        assert session.scalar(select(func.count()).select_from(Behavior)) == 4
+
+    response = client.post("/behaviors/create-lead/delete", data={"csrf_token": token})
+    assert response.status_code == 302
+    with runtime.Session() as session:
+        assert session.scalar(select(Behavior).where(Behavior.name == "create-lead")) is None
+
+
+def test_import_pasted_invalid_package(logged_in: Any, runtime: Any) -> None:
+    client = logged_in.client
+    token = logged_in.csrf_token("/behaviors/import")
+    response = client.post(
+        "/behaviors/import",
+        data={"source": "behaviors:\n  - name: x\n    steps: []\n", "csrf_token": token},
+    )
+    assert response.status_code == 422
+    assert "behaviors[0].steps: at least one step is required" in response.get_data(as_text=True)
+    assert _versions(runtime) == 0
+
+
+def test_forms_require_csrf(logged_in: Any) -> None:
+    response = logged_in.client.post("/behaviors/new", data={"source": SOURCE})
+    assert response.status_code == 400
+
+
+def test_run_form_queues_a_run(logged_in: Any, runtime: Any) -> None:
+    from shared.models import Run
+
+    _account(runtime)
+    client = logged_in.client
+    token = logged_in.csrf_token("/behaviors/new")
+    client.post("/behaviors/new", data={"source": SOURCE, "csrf_token": token})
+    bad = client.post("/behaviors/page-made/run", data={"payload": "{nope", "csrf_token": token})
+    assert bad.status_code == 302
+    response = client.post("/behaviors/page-made/run", data={"payload": "{}", "csrf_token": token})
+    assert response.status_code == 302
+    with runtime.Session() as session:
+        runs = session.scalars(select(Run)).all()
+    assert [(r.behavior_name, r.status, r.behavior_version) for r in runs] == [
+        ("page-made", "queued", 1)
+    ]
+    assert f"/runs/{runs[0].id}" in response.headers["Location"] or response.headers[
+        "Location"
+    ].endswith("/behaviors/page-made")

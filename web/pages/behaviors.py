@@ -1,0 +1,248 @@
+"""Behavior pages: list, create, edit the YAML text (new version per save), import, run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.routing import BuildError
+
+from shared.behaviors.packages import import_package
+from shared.behaviors.registry import registered
+from shared.behaviors.store import DefinitionInvalid, save_behavior
+from shared.models import Account, Behavior, BehaviorVersion
+
+from ..db import db
+
+bp = Blueprint("behaviors", __name__, url_prefix="/behaviors")
+
+PACKAGE_FILE = Path(__file__).resolve().parents[2] / "packages" / "salesforce-bot.yaml"
+EXAMPLE = """\
+name: my-behavior
+description: What it does
+account: {account}
+inputs:
+  email: {{type: string, required: true}}
+steps:
+  - id: contact
+    action: salesforce.query
+    soql: "SELECT Id, Name FROM Contact WHERE Email = {{{{ inputs.email | soql }}}} LIMIT 1"
+result: "{{{{ steps.contact.records }}}}"
+"""
+
+
+def _account_names() -> list[str]:
+    return list(db().scalars(select(Account.name).order_by(Account.name)))
+
+
+def _behavior_or_404(name: str) -> Behavior:
+    behavior = db().scalars(select(Behavior).where(Behavior.name == name)).one_or_none()
+    if behavior is None:
+        abort(404)
+    return behavior
+
+
+@bp.get("/")
+def index() -> Any:
+    behaviors = db().scalars(select(Behavior).order_by(Behavior.name)).all()
+    current = db().execute(
+        select(Behavior.name, BehaviorVersion.definition)
+        .join(BehaviorVersion, BehaviorVersion.behavior_id == Behavior.id)
+        .where(BehaviorVersion.version == Behavior.current_version)
+    )
+    account_of = {name: (definition or {}).get("account") for name, definition in current}
+    stored = {b.name for b in behaviors}
+    python = [item for name, item in sorted(registered().items()) if name not in stored]
+    return render_template(
+        "behaviors/index.html",
+        behaviors=behaviors,
+        python=python,
+        account_of=account_of,
+        accounts=_account_names(),
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new() -> Any:
+    accounts = _account_names()
+    source = EXAMPLE.format(account=accounts[0] if accounts else "acme-prod")
+    problems: list[str] = []
+    if request.method == "POST":
+        source = request.form.get("source", "")
+        session = db()
+        try:
+            name = _peek_name(source)
+            if name and session.scalar(select(Behavior.id).where(Behavior.name == name)):
+                raise DefinitionInvalid([f'name: a behavior named "{name}" exists already'])
+            behavior, version, _ = save_behavior(session, source)
+            session.commit()
+        except DefinitionInvalid as exc:
+            session.rollback()
+            problems = exc.problems
+        except IntegrityError:
+            session.rollback()
+            problems = ["name: a behavior with this name was just created; reload and edit it"]
+        else:
+            flash(f"Created {behavior.name} (version {version.version}).", "success")
+            return redirect(url_for("behaviors.detail", name=behavior.name))
+    status = 422 if problems else 200
+    return render_template("behaviors/new.html", source=source, problems=problems), status
+
+
+def _peek_name(source: str) -> str | None:
+    from shared.behaviors.definition import ParseError, parse_source
+
+    try:
+        parsed = parse_source(source)
+    except ParseError:
+        return None
+    return parsed.get("name") if isinstance(parsed, dict) else None
+
+
+def _versions(behavior: Behavior) -> list[BehaviorVersion]:
+    return list(
+        db().scalars(
+            select(BehaviorVersion)
+            .where(BehaviorVersion.behavior_id == behavior.id)
+            .order_by(BehaviorVersion.version.desc())
+        )
+    )
+
+
+@bp.route("/<name>", methods=["GET", "POST"])
+def detail(name: str) -> Any:
+    behavior = _behavior_or_404(name)
+    versions = _versions(behavior)
+    shown = versions[0] if versions else None
+    wanted = request.args.get("version", type=int)
+    if wanted is not None:
+        shown = next((v for v in versions if v.version == wanted), None)
+        if shown is None:
+            abort(404)
+    source = shown.source if shown else ""
+    problems: list[str] = []
+    if request.method == "POST":
+        source = request.form.get("source", "")
+        session = db()
+        try:
+            _, version, _ = save_behavior(session, source, expected_name=name)
+            session.commit()
+        except DefinitionInvalid as exc:
+            session.rollback()
+            problems = exc.problems
+        else:
+            flash(f"Saved version {version.version}.", "success")
+            return redirect(url_for("behaviors.detail", name=name))
+    definition = shown.definition if shown else {}
+    status = 422 if problems else 200
+    return (
+        render_template(
+            "behaviors/detail.html",
+            behavior=behavior,
+            versions=versions,
+            shown=shown,
+            source=source,
+            problems=problems,
+            definition=definition,
+            payload=_example_payload(definition.get("inputs") or {}),
+        ),
+        status,
+    )
+
+
+def _example_payload(inputs: dict[str, Any]) -> str:
+    examples = {"string": "", "integer": 0, "number": 0, "boolean": False, "object": {}}
+    payload = {}
+    for name, spec in inputs.items():
+        if spec.get("required") or "default" in spec:
+            default = spec.get("default")
+            payload[name] = default if default is not None else examples.get(spec.get("type"), [])
+    return json.dumps(payload, indent=2)
+
+
+@bp.post("/<name>/delete")
+def delete(name: str) -> Any:
+    session = db()
+    session.delete(_behavior_or_404(name))
+    session.commit()
+    flash(f"Deleted {name}. Its runs are kept.", "success")
+    return redirect(url_for("behaviors.index"))
+
+
+@bp.post("/<name>/run")
+def run(name: str) -> Any:
+    from shared.runs import BehaviorNotFound, PayloadInvalid, create_run
+
+    raw = request.form.get("payload", "").strip() or "{}"
+    try:
+        payload = json.loads(raw)
+    except ValueError as exc:
+        flash(f"The payload is not valid JSON: {exc}", "error")
+        return redirect(url_for("behaviors.detail", name=name))
+    session = db()
+    try:
+        run_row, _ = create_run(session, name, payload, trigger="manual")
+        session.commit()
+    except PayloadInvalid as exc:
+        session.rollback()
+        flash("The payload was rejected: " + "; ".join(exc.problems), "error")
+        return redirect(url_for("behaviors.detail", name=name))
+    except BehaviorNotFound:
+        session.rollback()
+        abort(404)
+    from worker.tasks.runs import enqueue
+
+    # The run row is committed first (outbox); if sending fails, the re-queue sweep sends it.
+    enqueue(run_row.id)
+    try:
+        return redirect(url_for("runs.detail", run_id=run_row.id))
+    except BuildError:  # the runs pages are optional blueprints
+        flash(f"Queued run {run_row.id}.", "success")
+        return redirect(url_for("behaviors.detail", name=name))
+
+
+@bp.route("/import", methods=["GET", "POST"])
+def import_() -> Any:
+    accounts = _account_names()
+    problems: list[str] = []
+    report = None
+    source = ""
+    account = request.form.get("account", "").strip()
+    if request.method == "POST":
+        upload = request.files.get("file")
+        if upload is not None and upload.filename:
+            source = upload.read().decode("utf-8", errors="replace")
+        else:
+            source = request.form.get("source", "")
+        if request.form.get("bundled") == "salesforce-bot":
+            source = PACKAGE_FILE.read_text()
+        if not source.strip():
+            problems = ["source: choose a file or paste the package text"]
+        else:
+            session = db()
+            try:
+                report = import_package(session, source, account=account or None)
+                session.commit()
+            except DefinitionInvalid as exc:
+                session.rollback()
+                problems = exc.problems
+            except IntegrityError:
+                session.rollback()
+                problems = ["behaviors were saved concurrently; try again"]
+    status = 422 if problems else 200
+    return (
+        render_template(
+            "behaviors/import.html",
+            accounts=accounts,
+            account=account,
+            problems=problems,
+            report=report.to_dict() if report else None,
+            source=source if problems else "",
+            bundled=PACKAGE_FILE.exists(),
+        ),
+        status,
+    )
