@@ -68,14 +68,23 @@ def run_up(settings: Settings, *, demo: bool, port: int, host: str) -> int:
                 sim_port = free_port()
                 while not _port_free(sim_port + 1):
                     sim_port = free_port()
+            from .demo import link_demo, prepare_demo
+
+            sim_url = f"http://127.0.0.1:{sim_port}"
+            child_settings = Settings.from_env(env)
+            client_id, secret = prepare_demo(child_settings, sim_url)
+            sim_env = {
+                **env,
+                "FORCEBOT_DEMO_CLIENT_ID": client_id,
+                "FORCEBOT_DEMO_CLIENT_SECRET": secret,
+                "FORCEBOT_DEMO_REDIRECT_URI": child_settings.oauth_callback_url,
+            }
             supervisor.add(
-                Child("simulator", [*me, "simulator", "--port", str(sim_port)], env),
+                Child("simulator", [*me, "simulator", "--demo", "--port", str(sim_port)], sim_env),
                 wait_port=("127.0.0.1", sim_port + 1),
             )
-            from .demo import setup_demo
-
-            child_settings = Settings.from_env(env)
-            for line in setup_demo(child_settings, f"http://127.0.0.1:{sim_port}"):
+            click.echo(f"Salesforce simulator: {sim_url} (a simulated org, in memory)")
+            for line in link_demo(child_settings, sim_url):
                 click.echo(line)
 
         supervisor.add(
@@ -87,6 +96,10 @@ def run_up(settings: Settings, *, demo: bool, port: int, host: str) -> int:
     except KeyboardInterrupt:
         supervisor.stop()
         return 130
+    except Exception as exc:  # noqa: BLE001 - report in one line, stop the children
+        click.echo(f"forcebot: start-up failed: {type(exc).__name__}: {exc}", err=True)
+        supervisor.stop()
+        return 1
 
     click.echo("")
     click.echo(f"Forcebot is running at {public_url}  (Ctrl-C stops everything)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import json
 import math
 import re
@@ -196,9 +197,19 @@ def _check_size(value: Any) -> Any:
     return value
 
 
+# Behaviors render the same few strings on every run; compiling is ~40x the cost of rendering.
+@functools.lru_cache(maxsize=4096)
+def _compiled_expression(expr: str) -> Any:
+    return ENV.compile_expression(expr, undefined_to_none=False)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled_template(text: str) -> Any:
+    return ENV.from_string(text)
+
+
 def _evaluate(expr: str, context: Mapping[str, Any]) -> Any:
-    compiled = ENV.compile_expression(expr, undefined_to_none=False)
-    value = compiled(**context)
+    value = _compiled_expression(expr)(**context)
     if isinstance(value, Undefined):
         # Make StrictUndefined raise its descriptive error ("'x' is undefined").
         str(value)
@@ -213,7 +224,7 @@ def render_value(value: Any, context: Mapping[str, Any]) -> Any:
         match = _SINGLE_EXPRESSION.match(value)
         if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
             return _evaluate(match.group("expr"), context)
-        return _check_size(ENV.from_string(value).render(**context))
+        return _check_size(_compiled_template(value).render(**context))
     if isinstance(value, list):
         return [render_value(item, context) for item in value]
     if isinstance(value, dict):

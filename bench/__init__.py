@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its ratio against a bare baseline measured in the same run."""
