@@ -26,6 +26,29 @@ def parse_issued_at(value: Any) -> datetime | None:
         return None
 
 
+def token_update_values(
+    token: Mapping[str, Any],
+    crypto: Crypto,
+    service: Service,
+    *,
+    expires_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Column values for a token response (for an UPDATE); no `refresh_token_enc` if none came."""
+    values: dict[str, Any] = {"access_token_enc": crypto.encrypt(str(token["access_token"]))}
+    if token.get("refresh_token"):
+        values["refresh_token_enc"] = crypto.encrypt(str(token["refresh_token"]))
+    if token.get("instance_url"):
+        values["instance_url"] = str(token["instance_url"]).rstrip("/")
+    if token.get("id"):
+        values["identity_url"] = str(token["id"])
+    issued_at = parse_issued_at(token.get("issued_at")) or utcnow()
+    values["token_issued_at"] = issued_at
+    values["token_expires_at"] = expires_at or issued_at + timedelta(
+        minutes=service.session_timeout_minutes
+    )
+    return values
+
+
 def apply_token_response(
     account: Account,
     token: Mapping[str, Any],
@@ -39,18 +62,8 @@ def apply_token_response(
     A response without `refresh_token` (a refresh with rotation off) keeps the stored one.
     `token_version` is bumped so concurrent writers can compare-and-swap on it.
     """
-    account.access_token_enc = crypto.encrypt(str(token["access_token"]))
-    if token.get("refresh_token"):
-        account.refresh_token_enc = crypto.encrypt(str(token["refresh_token"]))
-    if token.get("instance_url"):
-        account.instance_url = str(token["instance_url"]).rstrip("/")
-    if token.get("id"):
-        account.identity_url = str(token["id"])
-    issued_at = parse_issued_at(token.get("issued_at")) or utcnow()
-    account.token_issued_at = issued_at
-    account.token_expires_at = expires_at or issued_at + timedelta(
-        minutes=service.session_timeout_minutes
-    )
+    for name, value in token_update_values(token, crypto, service, expires_at=expires_at).items():
+        setattr(account, name, value)
     account.token_version = (account.token_version or 0) + 1
     account.status = ACTIVE
     account.status_reason = None

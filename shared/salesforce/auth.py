@@ -1,0 +1,445 @@
+"""Token lifecycle: just-in-time and reactive refresh under a lock with a fencing check.
+
+Any number of workers may find the same account's session expired at once. Each asks
+`TokenManager.refresh(seen_version=...)`; the first takes a per-account Redis lock, re-reads the
+row and refreshes; the others wait for the lock, re-read, see a newer `token_version` and use
+that token. The write itself is a compare-and-swap on `token_version`
+(`UPDATE ... WHERE token_version = :seen`), so a holder whose lock expired mid-refresh can
+never overwrite a newer token. No database transaction is held across an HTTP call.
+
+The refresh grant's body is built by oauthlib; we send it ourselves rather than through
+`OAuth2Session.refresh_token`, whose https check can only be relaxed process-wide (we allow
+plain http for loopback hosts only), and which copies the old refresh token into a response
+without one (hiding whether Salesforce rotated it).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import requests
+from oauthlib.oauth2 import WebApplicationClient
+from redis.exceptions import LockError
+from sqlalchemy import update
+from sqlalchemy.orm import joinedload
+
+from ..accounts import token_update_values
+from ..models import Account, Service, utcnow
+from ..models.accounts import ACTIVE, NEEDS_REAUTH
+from .errors import InvalidGrant, NeedsReauth, SalesforceError, TokenError, TransportError
+from .http import OnExchange, require_secure, send
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+JIT_MARGIN = timedelta(minutes=15)  # refresh before a call when less than this remains
+DUE_MARGIN = timedelta(minutes=20)  # the beat task refreshes tokens expiring within this
+DAILY_REFRESH = timedelta(hours=24)  # ...and every account not refreshed for this long
+LOCK_TTL_SECONDS = 60.0  # well above the grant's timeout, so only a stalled holder loses it
+LOCK_WAIT_SECONDS = 45.0
+GRANT_TIMEOUT_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class TokenState:
+    """What a client needs from the account row, access token decrypted."""
+
+    account_id: int
+    version: int
+    status: str
+    status_reason: str | None
+    access_token: str | None
+    instance_url: str | None
+    identity_url: str | None
+    expires_at: datetime | None
+    api_version: str
+    reserve_percent: int
+    api_usage_used: int | None
+    api_usage_max: int | None
+    quota_exhausted_until: datetime | None
+    last_refresh_at: datetime | None
+    token_issued_at: datetime | None
+
+    def expiring(self, margin: timedelta, now: datetime | None = None) -> bool:
+        if self.expires_at is None:
+            return True
+        return _aware(self.expires_at) - (now or utcnow()) < margin
+
+    def due(self, now: datetime | None = None) -> bool:
+        """Due for the beat task: near expiry, or not refreshed for a day."""
+        now = now or utcnow()
+        last = self.last_refresh_at or self.token_issued_at
+        return self.expiring(DUE_MARGIN, now) or last is None or now - _aware(last) > DAILY_REFRESH
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every one we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def load_state(runtime: Runtime, account_id: int) -> TokenState:
+    """Read the account (short transaction) and decrypt its access token."""
+    with runtime.Session() as session:
+        account = session.get(Account, account_id, options=[joinedload(Account.service)])
+        if account is None:
+            raise NeedsReauth(f"account {account_id} does not exist", error_code="not_found")
+        service = account.service
+        return TokenState(
+            account_id=account.id,
+            version=account.token_version or 0,
+            status=account.status,
+            status_reason=account.status_reason,
+            access_token=runtime.crypto.decrypt_optional(account.access_token_enc),
+            instance_url=account.instance_url,
+            identity_url=account.identity_url,
+            expires_at=_aware(account.token_expires_at) if account.token_expires_at else None,
+            api_version=service.api_version,
+            reserve_percent=service.api_reserve_percent,
+            api_usage_used=account.api_usage_used,
+            api_usage_max=account.api_usage_max,
+            quota_exhausted_until=(
+                _aware(account.quota_exhausted_until) if account.quota_exhausted_until else None
+            ),
+            last_refresh_at=account.last_refresh_at,
+            token_issued_at=account.token_issued_at,
+        )
+
+
+@dataclass(frozen=True)
+class _Credentials:
+    version: int
+    status: str
+    status_reason: str | None
+    refresh_token: str | None
+    access_token: str | None
+    client_id: str
+    client_secret: str
+    login_url: str
+    use_introspection: bool
+    service: Service
+
+
+def _load_credentials(runtime: Runtime, account_id: int) -> _Credentials:
+    with runtime.Session() as session:
+        account = session.get(Account, account_id, options=[joinedload(Account.service)])
+        if account is None:
+            raise NeedsReauth(f"account {account_id} does not exist", error_code="not_found")
+        service = account.service
+        session.expunge(service)
+        return _Credentials(
+            version=account.token_version or 0,
+            status=account.status,
+            status_reason=account.status_reason,
+            refresh_token=runtime.crypto.decrypt_optional(account.refresh_token_enc),
+            access_token=runtime.crypto.decrypt_optional(account.access_token_enc),
+            client_id=service.client_id,
+            client_secret=runtime.crypto.decrypt(service.client_secret_enc),
+            login_url=service.login_url.rstrip("/"),
+            use_introspection=bool(service.use_introspection),
+            service=service,
+        )
+
+
+def refresh_grant(
+    http: requests.Session,
+    login_url: str,
+    client_id: str,
+    client_secret: str,
+    refresh_token: str,
+    *,
+    timeout: float = GRANT_TIMEOUT_SECONDS,
+    on_exchange: OnExchange | None = None,
+) -> dict[str, Any]:
+    """POST the refresh_token grant; the token response, or TokenError / InvalidGrant."""
+    token_url = login_url.rstrip("/") + "/services/oauth2/token"
+    require_secure(token_url)
+    body = WebApplicationClient(client_id).prepare_refresh_body(
+        refresh_token=refresh_token,
+        client_id=client_id,
+        client_secret=client_secret,
+        include_client_id=True,
+    )
+    response = send(
+        http,
+        "POST",
+        token_url,
+        timeout=timeout,
+        on_exchange=on_exchange,
+        data=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        },
+    )
+    if response.status_code != 200:
+        raise SalesforceError.from_response(response)
+    try:
+        token = response.json()
+    except ValueError:
+        token = None
+    if not isinstance(token, dict) or not token.get("access_token"):
+        raise TokenError("invalid_response", "the token endpoint returned no access_token")
+    return token
+
+
+def introspect_expiry(
+    http: requests.Session,
+    login_url: str,
+    client_id: str,
+    client_secret: str,
+    access_token: str,
+    *,
+    timeout: float = GRANT_TIMEOUT_SECONDS,
+    on_exchange: OnExchange | None = None,
+) -> datetime | None:
+    """The access token's `exp` from /services/oauth2/introspect, or None if it says nothing."""
+    url = login_url.rstrip("/") + "/services/oauth2/introspect"
+    require_secure(url)
+    response = send(
+        http,
+        "POST",
+        url,
+        timeout=timeout,
+        on_exchange=on_exchange,
+        data={
+            "token": access_token,
+            "token_type_hint": "access_token",
+            "client_id": client_id,
+            "client_secret": client_secret,
+        },
+        headers={"Accept": "application/json"},
+    )
+    if response.status_code != 200:
+        raise SalesforceError.from_response(response)
+    data = response.json()
+    if not isinstance(data, dict) or not data.get("active") or not data.get("exp"):
+        return None
+    return datetime.fromtimestamp(int(data["exp"]), tz=UTC)
+
+
+def store_refreshed(
+    runtime: Runtime,
+    account_id: int,
+    token: dict[str, Any],
+    service: Service,
+    *,
+    seen_version: int,
+    expires_at: datetime | None = None,
+) -> bool:
+    """Compare-and-swap the new tokens onto the row; False if a newer token is already there."""
+    values = token_update_values(token, runtime.crypto, service, expires_at=expires_at)
+    now = utcnow()
+    values.update(
+        token_version=Account.token_version + 1,
+        status=ACTIVE,
+        status_reason=None,
+        last_refresh_at=now,
+        refresh_count=Account.refresh_count + 1,
+        last_refresh_error=None,
+        consecutive_refresh_failures=0,
+    )
+    with runtime.Session.begin() as session:
+        result = session.execute(
+            update(Account)
+            .where(Account.id == account_id, Account.token_version == seen_version)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _record_failure(
+    runtime: Runtime,
+    account_id: int,
+    message: str,
+    *,
+    needs_reauth_at_version: int | None = None,
+) -> bool:
+    """Record a failed refresh; with a version, also mark needs_reauth (compare-and-swap)."""
+    values: dict[str, Any] = dict(
+        last_refresh_error=message[:1000],
+        consecutive_refresh_failures=Account.consecutive_refresh_failures + 1,
+    )
+    stmt = update(Account).where(Account.id == account_id)
+    if needs_reauth_at_version is not None:
+        stmt = stmt.where(Account.token_version == needs_reauth_at_version)
+        values.update(
+            status=NEEDS_REAUTH, status_reason=message, token_version=Account.token_version + 1
+        )
+    with runtime.Session.begin() as session:
+        result = session.execute(stmt.values(**values).execution_options(synchronize_session=False))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+class TokenManager:
+    """The token of one account, refreshed at most once however many callers need it."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        account_id: int,
+        *,
+        http: requests.Session | None = None,
+        on_exchange: OnExchange | None = None,
+        lock_ttl: float = LOCK_TTL_SECONDS,
+        lock_wait: float = LOCK_WAIT_SECONDS,
+        timeout: float = GRANT_TIMEOUT_SECONDS,
+    ) -> None:
+        self.runtime = runtime
+        self.account_id = account_id
+        self.http = http or requests.Session()
+        self.on_exchange = on_exchange
+        self.lock_ttl = lock_ttl
+        self.lock_wait = lock_wait
+        self.timeout = timeout
+        self.refreshed = False  # did this manager perform a grant?
+        self._state: TokenState | None = None
+
+    @property
+    def lock_name(self) -> str:
+        return f"forcebot:sf:refresh-lock:{self.account_id}"
+
+    def state(self, *, reload: bool = False) -> TokenState:
+        if self._state is None or reload:
+            self._state = load_state(self.runtime, self.account_id)
+        return self._state
+
+    def current(self, *, margin: timedelta = JIT_MARGIN) -> TokenState:
+        """A usable token: NeedsReauth if the account needs relinking, refreshed if expiring."""
+        state = self.state()
+        if state.status == NEEDS_REAUTH:
+            raise NeedsReauth(state.status_reason or "the account must be linked again")
+        if state.access_token is None or state.expiring(margin):
+            state = self.refresh(seen_version=state.version, margin=margin)
+        return state
+
+    def refresh(
+        self,
+        seen_version: int | None = None,
+        *,
+        force: bool = False,
+        margin: timedelta = JIT_MARGIN,
+    ) -> TokenState:
+        """Refresh under the account's lock unless a sibling already did it.
+
+        `seen_version` is the version whose token failed or is expiring: a newer row wins.
+        Without it (and without `force`) the refresh happens only if the account is due.
+        """
+        lock = self.runtime.redis.lock(
+            self.lock_name, timeout=self.lock_ttl, blocking_timeout=self.lock_wait
+        )
+        if not lock.acquire():
+            state = self.state(reload=True)
+            if seen_version is not None and state.version != seen_version:
+                return state
+            raise TransportError(
+                "another process is still refreshing this account's token",
+                error_code="refresh_lock_busy",
+            )
+        try:
+            return self._refresh_locked(seen_version, force=force, margin=margin)
+        finally:
+            try:
+                lock.release()
+            except LockError:
+                # Our lease ran out mid-refresh; the fencing check already protected the row.
+                log.warning("account=%s refresh_lock=expired", self.account_id)
+
+    def _refresh_locked(
+        self, seen_version: int | None, *, force: bool, margin: timedelta
+    ) -> TokenState:
+        state = self.state(reload=True)
+        if state.status == NEEDS_REAUTH:
+            raise NeedsReauth(state.status_reason or "the account must be linked again")
+        if not force:
+            if seen_version is not None:
+                if state.version != seen_version and not state.expiring(margin):
+                    return state
+            elif not state.due():
+                return state
+        creds = _load_credentials(self.runtime, self.account_id)
+        if creds.version != state.version:
+            state = self.state(reload=True)
+        if not creds.refresh_token:
+            return self._mark_needs_reauth(creds.version, "no refresh token is stored; link again")
+        try:
+            token = refresh_grant(
+                self.http,
+                creds.login_url,
+                creds.client_id,
+                creds.client_secret,
+                creds.refresh_token or "",
+                timeout=self.timeout,
+                on_exchange=self.on_exchange,
+            )
+        except InvalidGrant as exc:
+            # A sibling whose lock lease ran out may have just rotated the refresh token.
+            latest = self.state(reload=True)
+            if latest.version != creds.version and latest.status == ACTIVE:
+                return latest
+            return self._mark_needs_reauth(creds.version, exc.error_description or exc.error)
+        except SalesforceError as exc:
+            _record_failure(self.runtime, self.account_id, str(exc))
+            log.warning("account=%s refresh=failed code=%s", self.account_id, exc.error_code)
+            raise
+        expires_at = None
+        if creds.use_introspection:
+            try:
+                expires_at = introspect_expiry(
+                    self.http,
+                    creds.login_url,
+                    creds.client_id,
+                    creds.client_secret,
+                    str(token["access_token"]),
+                    timeout=self.timeout,
+                    on_exchange=self.on_exchange,
+                )
+            except SalesforceError as exc:
+                # The session timeout still gives a safe expiry; introspection only sharpens it.
+                log.warning("account=%s introspect=failed code=%s", self.account_id, exc.error_code)
+        stored = store_refreshed(
+            self.runtime,
+            self.account_id,
+            token,
+            creds.service,
+            seen_version=creds.version,
+            expires_at=expires_at,
+        )
+        if not stored:
+            log.warning("account=%s refresh=discarded reason=newer_token", self.account_id)
+            return self.state(reload=True)
+        self.refreshed = True
+        log.info("account=%s refresh=ok rotated=%s", self.account_id, "refresh_token" in token)
+        return self.state(reload=True)
+
+    def _mark_needs_reauth(self, version: int, reason: str) -> TokenState:
+        """Mark the account needs_reauth and raise NeedsReauth, unless the row moved on."""
+        marked = _record_failure(
+            self.runtime, self.account_id, reason, needs_reauth_at_version=version
+        )
+        if not marked:
+            # The row changed while we failed; if a sibling refreshed, its token is good.
+            latest = self.state(reload=True)
+            if latest.status == ACTIVE:
+                return latest
+        log.warning("account=%s status=needs_reauth", self.account_id)
+        self._state = None
+        raise NeedsReauth(reason, error_code="needs_reauth")
+
+
+def refresh_account(
+    runtime: Runtime,
+    account_id: int,
+    *,
+    force: bool = True,
+    http: requests.Session | None = None,
+) -> bool:
+    """Refresh now (force) or only if due (the beat task); True if this call refreshed."""
+    manager = TokenManager(runtime, account_id, http=http)
+    manager.refresh(force=force)
+    return manager.refreshed

@@ -1,0 +1,342 @@
+"""A Salesforce REST client bound to one connected account.
+
+Every call: refuses if the account needs relinking, refreshes just in time when less than 15
+minutes remain, attaches the token only for the account's own hosts, takes a slot of the
+account's cross-worker concurrency cap, records `Sforce-Limit-Info`, and on
+`401 INVALID_SESSION_ID` refreshes once and replays. Errors are raised as the tree in
+`errors.py`; retrying is the caller's decision (see `retry.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urljoin, urlsplit
+
+import requests
+
+from .auth import JIT_MARGIN, TokenManager, TokenState
+from .errors import (
+    DailyLimitExceeded,
+    HostNotAllowed,
+    InvalidSession,
+    QuotaReserveReached,
+    SalesforceError,
+)
+from .http import OnExchange, require_secure, send
+from .limits import (
+    DEFAULT_CONCURRENCY_CAP,
+    ConcurrencyCap,
+    LimitInfo,
+    parse_limit_info,
+    record_exhausted,
+    record_usage,
+    reserve_threshold,
+)
+
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
+TRIGGER = "trigger"
+SCHEDULED = "scheduled"
+
+
+def _origin(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return None
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+class SalesforceClient:
+    """REST calls as one connected account; build it with `for_account`."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        account_id: int,
+        *,
+        on_exchange: OnExchange | None = None,
+        timeout: float = 30.0,
+        http: requests.Session | None = None,
+        purpose: str = TRIGGER,
+        concurrency_cap: int = DEFAULT_CONCURRENCY_CAP,
+    ) -> None:
+        self.runtime = runtime
+        self.account_id = account_id
+        self.on_exchange = on_exchange
+        self.timeout = timeout
+        self.http = http or requests.Session()
+        self.purpose = purpose
+        self.tokens = TokenManager(runtime, account_id, http=self.http, on_exchange=on_exchange)
+        self.cap = ConcurrencyCap(
+            runtime.redis, account_id, limit=concurrency_cap, lease_seconds=timeout * 2 + 10
+        )
+        self._usage: LimitInfo | None = None
+        state = self.tokens.state()
+        self.api_version = state.api_version
+
+    @classmethod
+    def for_account(
+        cls,
+        runtime: Runtime,
+        account_id: int,
+        *,
+        on_exchange: OnExchange | None = None,
+        timeout: float = 30.0,
+        http: requests.Session | None = None,
+        purpose: str = TRIGGER,
+    ) -> SalesforceClient:
+        """A client for the account (NeedsReauth on first call if it must be relinked)."""
+        return cls(
+            runtime,
+            account_id,
+            on_exchange=on_exchange,
+            timeout=timeout,
+            http=http,
+            purpose=purpose,
+        )
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def instance_url(self) -> str | None:
+        return self.tokens.state().instance_url
+
+    @property
+    def refreshed(self) -> bool:
+        """True if this client performed a refresh grant."""
+        return self.tokens.refreshed
+
+    @property
+    def usage(self) -> LimitInfo | None:
+        """The latest Sforce-Limit-Info this client saw."""
+        return self._usage
+
+    @property
+    def base_path(self) -> str:
+        return f"/services/data/v{self.api_version}"
+
+    def _check_reserve(self, state: TokenState) -> None:
+        if self.purpose != SCHEDULED:
+            return
+        from ..models import utcnow
+
+        if state.quota_exhausted_until is not None and state.quota_exhausted_until > utcnow():
+            raise QuotaReserveReached(
+                "the org's daily API allocation is spent", error_code="quota_reserve_reached"
+            )
+        used, maximum = (
+            (self._usage.used, self._usage.max)
+            if self._usage is not None
+            else (state.api_usage_used, state.api_usage_max)
+        )
+        if used is None or not maximum:
+            return
+        threshold = reserve_threshold(maximum, state.reserve_percent)
+        if used >= threshold:
+            raise QuotaReserveReached(
+                f"API usage {used}/{maximum} is past the reserve "
+                f"({state.reserve_percent}% kept for triggered work)"
+            )
+
+    def _resolve(self, url: str, state: TokenState) -> str:
+        """Absolute URL for `url`; HostNotAllowed for a host that is not the account's."""
+        instance = state.instance_url
+        if not instance:
+            raise HostNotAllowed("the account has no instance URL; link it again")
+        parts = urlsplit(url)
+        if not parts.scheme and not parts.netloc:
+            path = url if url.startswith("/") else "/" + url
+            return urljoin(instance.rstrip("/") + "/", path.lstrip("/"))
+        origin = _origin(url)
+        allowed = {_origin(instance), _origin(state.identity_url)} - {None}
+        if origin not in allowed:
+            raise HostNotAllowed(
+                f"{parts.hostname} is not this account's Salesforce host; "
+                "the token is only sent to its instance and identity URLs"
+            )
+        return url
+
+    # ------------------------------------------------------------------ raw request
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        raise_for_status: bool = True,
+    ) -> requests.Response:
+        """Send one request as the account (relative URLs resolve on its instance_url).
+
+        With raise_for_status=False a non-retryable 4xx comes back as the response; retryable
+        errors (and NeedsReauth, HostNotAllowed, QuotaReserveReached) always raise.
+        """
+        state = self.tokens.current(margin=JIT_MARGIN)
+        self._check_reserve(state)
+        target = self._resolve(url, state)
+        require_secure(target)
+        response = self._send(method, target, state, params, json, data, headers)
+        if response.status_code == 401:
+            # The session ended early (timeout, revoked, password change): refresh once, replay.
+            state = self.tokens.refresh(seen_version=state.version)
+            target = self._resolve(url, state)
+            response = self._send(method, target, state, params, json, data, headers)
+        if response.status_code < 400:
+            return response
+        error = SalesforceError.from_response(response)
+        if isinstance(error, DailyLimitExceeded):
+            record_exhausted(self.runtime, self.account_id)
+        if error.retryable or raise_for_status or isinstance(error, InvalidSession):
+            raise error
+        return response
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        state: TokenState,
+        params: Any,
+        json: Any,
+        data: Any,
+        headers: dict[str, str] | None,
+    ) -> requests.Response:
+        all_headers = {"Accept": "application/json", **(headers or {})}
+        all_headers["Authorization"] = f"Bearer {state.access_token}"
+        slot = self.cap.acquire(wait_seconds=self.timeout)
+        try:
+            response = send(
+                self.http,
+                method,
+                url,
+                timeout=self.timeout,
+                on_exchange=self.on_exchange,
+                params=params,
+                json=json,
+                data=data,
+                headers=all_headers,
+            )
+        finally:
+            self.cap.release(slot)
+        info = parse_limit_info(response.headers.get("Sforce-Limit-Info"))
+        if info is not None:
+            self._usage = info
+            record_usage(self.runtime, self.account_id, info)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    # ------------------------------------------------------------------ queries
+
+    def query_page(
+        self,
+        soql: str | None = None,
+        *,
+        next_url: str | None = None,
+        include_deleted: bool = False,
+        batch_size: int | None = None,
+    ) -> dict[str, Any]:
+        """One raw page: the first for `soql`, or the one at `next_url` (nextRecordsUrl)."""
+        headers = {"Sforce-Query-Options": f"batchSize={batch_size}"} if batch_size else None
+        if next_url:
+            return dict(self._json("GET", next_url, headers=headers))
+        if not soql:
+            raise ValueError("query_page needs soql or next_url")
+        resource = "queryAll" if include_deleted else "query"
+        return dict(
+            self._json("GET", f"{self.base_path}/{resource}", params={"q": soql}, headers=headers)
+        )
+
+    def _iterate(
+        self, soql: str, *, include_deleted: bool, batch_size: int | None
+    ) -> Iterator[dict[str, Any]]:
+        page = self.query_page(soql, include_deleted=include_deleted, batch_size=batch_size)
+        while True:
+            yield from page.get("records") or []
+            next_url = page.get("nextRecordsUrl")
+            if page.get("done", True) or not next_url:
+                return
+            page = self.query_page(next_url=next_url, batch_size=batch_size)
+
+    def query(self, soql: str, *, batch_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every record of `soql`, lazily, following nextRecordsUrl."""
+        return self._iterate(soql, include_deleted=False, batch_size=batch_size)
+
+    def query_all(self, soql: str, *, batch_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """Like `query`, through queryAll (deleted and archived records included)."""
+        return self._iterate(soql, include_deleted=True, batch_size=batch_size)
+
+    def query_result(
+        self, soql: str, *, include_deleted: bool = False, limit: int | None = None
+    ) -> dict[str, Any]:
+        """All pages as {"totalSize", "done", "records"}, keeping at most `limit` records."""
+        first = self.query_page(soql, include_deleted=include_deleted)
+        records: list[dict[str, Any]] = list(first.get("records") or [])
+        page = first
+        while not page.get("done", True) and page.get("nextRecordsUrl"):
+            if limit is not None and len(records) >= limit:
+                break
+            page = self.query_page(next_url=page["nextRecordsUrl"])
+            records.extend(page.get("records") or [])
+        done = bool(page.get("done", True))
+        if limit is not None and len(records) > limit:
+            records, done = records[:limit], False
+        return {"totalSize": first.get("totalSize", len(records)), "done": done, "records": records}
+
+    # ------------------------------------------------------------------ records
+
+    def _sobject_path(self, sobject: str, *parts: str) -> str:
+        tail = "/".join(quote(str(p), safe="") for p in (sobject, *parts))
+        return f"{self.base_path}/sobjects/{tail}"
+
+    def get(self, sobject: str, record_id: str, fields: list[str] | None = None) -> dict[str, Any]:
+        params = {"fields": ",".join(fields)} if fields else None
+        return dict(self._json("GET", self._sobject_path(sobject, record_id), params=params))
+
+    def create(self, sobject: str, fields: dict[str, Any]) -> dict[str, Any]:
+        result = dict(self._json("POST", self._sobject_path(sobject), json=fields))
+        return {
+            "id": result.get("id"),
+            "success": result.get("success", True),
+            "errors": result.get("errors", []),
+        }
+
+    def update(self, sobject: str, record_id: str, fields: dict[str, Any]) -> None:
+        self.request("PATCH", self._sobject_path(sobject, record_id), json=fields)
+
+    def upsert(
+        self, sobject: str, external_id_field: str, value: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        response = self.request(
+            "PATCH", self._sobject_path(sobject, external_id_field, value), json=fields
+        )
+        body = response.json() if response.content else {}
+        return {
+            "id": body.get("id"),
+            "success": body.get("success", True),
+            "errors": body.get("errors", []),
+            "created": bool(body.get("created", response.status_code == 201)),
+        }
+
+    def delete(self, sobject: str, record_id: str) -> None:
+        self.request("DELETE", self._sobject_path(sobject, record_id))
+
+    def composite(
+        self, records: list[dict[str, Any]], *, all_or_none: bool = False
+    ) -> list[dict[str, Any]]:
+        """Create up to 200 records in one call (each needs attributes.type)."""
+        body = {"allOrNone": all_or_none, "records": records}
+        return list(self._json("POST", f"{self.base_path}/composite/sobjects", json=body))
+
+    def limits(self) -> dict[str, Any]:
+        return dict(self._json("GET", f"{self.base_path}/limits"))

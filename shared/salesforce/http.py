@@ -1,0 +1,103 @@
+"""One HTTP exchange: always a timeout, failures as `TransportError`, a redacted summary."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from .errors import TransportError
+from .redact import redact_body, redact_headers, redact_url
+
+OnExchange = Callable[[dict[str, Any]], None]
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def require_secure(url: str) -> None:
+    """Refuse plain http except to a loopback host (the simulator, a local test server)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname)):
+        return
+    raise TransportError(
+        f"refusing to send credentials over {parts.scheme or 'a relative URL'}: {parts.hostname}",
+        error_code="insecure_transport",
+        retryable=False,
+    )
+
+
+def send(
+    http: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    on_exchange: OnExchange | None = None,
+    **kwargs: Any,
+) -> requests.Response:
+    """Send one request; report it to `on_exchange` (secrets redacted) whatever happens."""
+    started = time.monotonic()
+    response: requests.Response | None = None
+    error: str | None = None
+    try:
+        response = http.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+        return response
+    except requests.Timeout as exc:
+        error = f"timed out after {timeout:g}s"
+        raise TransportError(error, error_code="timeout") from exc
+    except requests.RequestException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise TransportError(
+            f"could not reach {urlsplit(url).hostname}: {type(exc).__name__}",
+            error_code="connection_error",
+        ) from exc
+    finally:
+        if on_exchange is not None:
+            on_exchange(_summary(method, url, kwargs, response, error, started))
+
+
+def _summary(
+    method: str,
+    url: str,
+    kwargs: dict[str, Any],
+    response: requests.Response | None,
+    error: str | None,
+    started: float,
+) -> dict[str, Any]:
+    request = response.request if response is not None else None
+    request_headers = dict(request.headers) if request is not None else kwargs.get("headers") or {}
+    if request is not None:
+        request_body: Any = request.body
+    elif kwargs.get("json") is not None:
+        request_body = kwargs["json"]
+    else:
+        request_body = kwargs.get("data")
+    content_type = str(request_headers.get("Content-Type", ""))
+    return {
+        "method": method.upper(),
+        "url": redact_url(request.url if request is not None and request.url else url),
+        "status": response.status_code if response is not None else None,
+        "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        "request_headers": redact_headers(request_headers),
+        "request_body": redact_body(request_body, content_type),
+        "response_headers": redact_headers(response.headers) if response is not None else {},
+        "response_body": (
+            redact_body(response.content, response.headers.get("Content-Type", ""))
+            if response is not None
+            else None
+        ),
+        "error": error,
+    }

@@ -1,0 +1,102 @@
+"""Account tasks in real worker processes: the refresh beat, refresh health, Test connection."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+
+from shared.models import Account, utcnow
+from tests.conftest import poll
+from worker.beat import beat_schedule
+from worker.celery_app import celery, configure
+
+
+@pytest.fixture(autouse=True)
+def _one_backend_consuming(_session_workers: dict, settings: Any) -> None:
+    """Stop the other backend's session worker: both consume from the same Redis database and
+    would take this test's tasks against the wrong database."""
+    for key, proc in _session_workers.items():
+        if key != settings.database_url:
+            proc.stop()
+
+
+def row(runtime: Any, account_id: int) -> Account:
+    with runtime.Session() as session:
+        account = session.get(Account, account_id)
+        assert account is not None
+        session.expunge(account)
+        return account
+
+
+def test_refresh_due_is_a_beat_tick_every_minute():
+    import worker.tasks  # noqa: F401 - registers the tick
+
+    entry = beat_schedule()["accounts-refresh-due"]
+    assert entry["task"] == "worker.accounts.refresh_due" and entry["schedule"] == 60
+
+
+def test_refresh_due_refreshes_expiring_and_day_old_accounts_only(
+    sim, settings, runtime, linked_account, worker
+):
+    from worker.tasks.accounts import refresh_due
+
+    expiring = linked_account(name="expiring", service_name="s1")
+    day_old = linked_account(name="day-old", service_name="s2")
+    fresh = linked_account(name="fresh", service_name="s3")
+    with runtime.Session.begin() as session:
+        session.get(Account, expiring).token_expires_at = utcnow() + timedelta(minutes=12)
+        session.get(Account, day_old).last_refresh_at = utcnow() - timedelta(hours=25)
+        session.get(Account, fresh).last_refresh_at = utcnow() - timedelta(hours=1)
+    configure(settings, runtime)
+
+    assert refresh_due() == 2  # queued for the worker process
+
+    poll(
+        lambda: (
+            row(runtime, expiring).refresh_count == 1 and row(runtime, day_old).refresh_count == 1
+        ),
+        message="both due accounts refreshed by the worker",
+    )
+    for account_id in (expiring, day_old):
+        account = row(runtime, account_id)
+        assert account.last_refresh_error is None and account.consecutive_refresh_failures == 0
+        assert account.last_refresh_at.replace(tzinfo=None) > (
+            utcnow() - timedelta(minutes=1)
+        ).replace(tzinfo=None)
+    assert row(runtime, fresh).refresh_count == 0
+    assert sim.control.counters()["refresh_grants"] == 2
+
+
+def test_refresh_failure_is_recorded_as_health(sim, settings, runtime, linked_account, worker):
+    account_id = linked_account()
+    sim.control.revoke_refresh_tokens()
+    celery.conf.broker_url = settings.redis_url
+    celery.send_task("worker.accounts.refresh", args=[account_id], kwargs={"force": True})
+    account = poll(
+        lambda: (a := row(runtime, account_id)).status == "needs_reauth" and a,
+        message="the account marked needs_reauth",
+    )
+    assert account.status_reason == "expired access/refresh token"
+    assert account.last_refresh_error == "expired access/refresh token"
+    assert account.consecutive_refresh_failures == 1
+
+
+def test_check_connection_writes_its_outcome(sim, settings, runtime, linked_account, worker):
+    account_id = linked_account()
+    request_id = uuid.uuid4().hex
+    celery.conf.broker_url = settings.redis_url
+    celery.send_task("worker.accounts.check_connection", args=[account_id, request_id])
+    client = redis.Redis.from_url(settings.redis_url)
+    raw = poll(lambda: client.get(f"forcebot:check:{request_id}"), message="check outcome")
+    outcome = json.loads(raw)
+    assert outcome["ok"] is True, outcome
+    assert outcome["error"] is None and outcome["refreshed"] is False
+    assert outcome["api_max"] == 100000
+    assert 0 < client.ttl(f"forcebot:check:{request_id}") <= 3600
+    assert row(runtime, account_id).api_usage_max == 100000
+    client.close()

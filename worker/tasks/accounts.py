@@ -1,0 +1,93 @@
+"""Account tasks: the refresh beat, one account's refresh, and "Test connection"."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+from celery import Task
+from sqlalchemy import or_, select
+
+from shared.models import Account, utcnow
+from shared.models.accounts import ACTIVE
+from shared.salesforce import SalesforceClient, SalesforceError
+from shared.salesforce.auth import DAILY_REFRESH, DUE_MARGIN, refresh_account
+
+from ..beat import register
+from ..celery_app import celery, runtime
+
+log = logging.getLogger(__name__)
+
+CHECK_RESULT_TTL_SECONDS = 3600
+
+register("accounts-refresh-due", "worker.accounts.refresh_due", 60)
+
+
+def check_key(request_id: str) -> str:
+    return f"forcebot:check:{request_id}"
+
+
+@celery.task(name="worker.accounts.refresh_due")
+def refresh_due() -> int:
+    """Queue a refresh for accounts expiring within 20 minutes or not refreshed for a day."""
+    now = utcnow()
+    stale = now - DAILY_REFRESH
+    with runtime().Session() as session:
+        ids = session.scalars(
+            select(Account.id).where(
+                Account.status == ACTIVE,
+                or_(
+                    Account.token_expires_at.is_(None),
+                    Account.token_expires_at < now + DUE_MARGIN,
+                    Account.last_refresh_at < stale,
+                    Account.last_refresh_at.is_(None) & (Account.token_issued_at < stale),
+                ),
+            )
+        ).all()
+    for account_id in ids:
+        # Two beats may queue the same account; the refresh re-checks under the lock.
+        refresh.apply_async(args=[account_id], expires=timedelta(minutes=5).total_seconds())
+    return len(ids)
+
+
+@celery.task(name="worker.accounts.refresh")
+def refresh(account_id: int, force: bool = False) -> bool:
+    """Refresh one account's token if still due (or always with force)."""
+    try:
+        done = refresh_account(runtime(), account_id, force=force)
+    except SalesforceError as exc:
+        log.warning("account=%s refresh=failed code=%s", account_id, exc.error_code)
+        return False
+    log.info("account=%s refresh=%s", account_id, "done" if done else "skipped")
+    return done
+
+
+@celery.task(name="worker.accounts.check_connection", bind=True)
+def check_connection(self: Task, account_id: int, request_id: str) -> None:
+    """Call /limits as the account and leave the outcome in Redis for an hour."""
+    rt = runtime()
+    outcome: dict = {
+        "ok": False,
+        "error": None,
+        "refreshed": False,
+        "account_id": account_id,
+        "worker": self.request.hostname,
+    }
+    client = None
+    try:
+        client = SalesforceClient.for_account(rt, account_id)
+        daily = client.limits().get("DailyApiRequests") or {}
+        outcome.update(
+            ok=True,
+            api_max=daily.get("Max"),
+            api_remaining=daily.get("Remaining"),
+        )
+    except SalesforceError as exc:
+        outcome["error"] = exc.to_dict()
+    finally:
+        if client is not None:
+            outcome["refreshed"] = client.refreshed
+        outcome["checked_at"] = utcnow().isoformat()
+        rt.redis.set(check_key(request_id), json.dumps(outcome), ex=CHECK_RESULT_TTL_SECONDS)
+    log.info("account=%s check=%s", account_id, "ok" if outcome["ok"] else "failed")
