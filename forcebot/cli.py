@@ -45,6 +45,22 @@ def checked_database(settings: Settings) -> None:
         fail(f"FORCEBOT_DATABASE_URL: cannot connect to the database ({reason})")
     finally:
         engine.dispose()
+    _check_encryption_keys(settings)
+
+
+def _check_encryption_keys(settings: Settings) -> None:
+    """Fail at start-up, not at the first refresh, when stored secrets don't decrypt."""
+    from shared.crypto import Crypto
+    from shared.db import make_engine
+    from shared.keys import KeysMismatch, check_stored_secrets
+
+    engine = make_engine(settings.database_url)
+    try:
+        check_stored_secrets(engine, Crypto(settings.encryption_keys))
+    except KeysMismatch as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
 
 
 def require_redis(settings: Settings, command: str) -> str:
@@ -217,11 +233,22 @@ def token_create(name: str) -> None:
 @click.option("--port", default=18443, show_default=True, type=click.IntRange(1, 65534))
 @click.option("--instance-port", type=click.IntRange(1, 65535), help="Default: PORT + 1.")
 @click.option("--host", default="127.0.0.1", show_default=True)
-def simulator(port: int, instance_port: int | None, host: str) -> None:
+@click.option("--demo", is_flag=True, help="Seed demo records and the demo connected app.")
+def simulator(port: int, instance_port: int | None, host: str, demo: bool) -> None:
     """Run the Salesforce simulator alone (login host on PORT, instance host on PORT+1)."""
-    from simulator.server import serve
+    from simulator.server import seed_demo, serve
+    from simulator.state import SimState
 
-    serve(host, port, instance_port or port + 1)
+    state = SimState()
+    if demo:
+        # Set by `forcebot up --demo`, which owns the demo service's consumer secret.
+        client_id = os.environ.get("FORCEBOT_DEMO_CLIENT_ID", "forcebot-demo")
+        secret = os.environ.get("FORCEBOT_DEMO_CLIENT_SECRET", "forcebot-demo-secret")
+        redirect = os.environ.get(
+            "FORCEBOT_DEMO_REDIRECT_URI", "http://127.0.0.1:5000/oauth/callback"
+        )
+        seed_demo(state, client_id, secret, redirect)
+    serve(host, port, instance_port or port + 1, state=state)
 
 
 def _load_behavior_modules(settings: Settings) -> None:

@@ -102,3 +102,34 @@ def test_tokens_are_stored_hashed(runtime, api_token):
     with runtime.Session() as session:
         stored = session.scalars(select(ApiToken.token_hash)).all()
     assert api_token not in stored and len(stored) == 1
+
+
+def test_session_cookie_is_secure_when_the_public_url_is_https(settings, runtime):
+    from web import create_app
+
+    app = create_app(settings.with_(public_url="https://bot.example"), runtime)
+    client = app.test_client()
+    client.application.config.update(TESTING=True)
+    from shared.auth import create_admin
+
+    with runtime.Session.begin() as session:
+        create_admin(session, ADMIN_EMAIL, ADMIN_PASSWORD)
+    response = client.post(
+        "/login",
+        base_url="https://bot.example",
+        # Over https Flask-WTF also checks that the Referer is this site.
+        headers={"Referer": "https://bot.example/login"},
+        data={
+            "email": ADMIN_EMAIL,
+            "password": ADMIN_PASSWORD,
+            "csrf_token": _csrf_https(client),
+        },
+    )
+    assert response.status_code == 302
+    cookie = response.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def _csrf_https(client):
+    page = client.get("/login", base_url="https://bot.example").get_data(as_text=True)
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)

@@ -1,0 +1,144 @@
+"""Connected accounts pages: list, detail, Link to Salesforce, Relink, Unlink, Refresh now."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from sqlalchemy import select
+
+from shared.linking import LinkInvalid, start_link, unlink_account
+from shared.models import Account, Service
+
+from ..db import db, runtime, settings
+from ..oauth import BINDING_KEY
+
+bp = Blueprint("accounts", __name__, url_prefix="/accounts")
+log = logging.getLogger("forcebot.web.accounts")
+
+
+def _get(account_id: int) -> Account:
+    account = db().get(Account, account_id)
+    if account is None:
+        abort(404)
+    return account
+
+
+def _browser_binding() -> str:
+    """This browser session's link binding secret (one per session, so parallel tabs work)."""
+    value = session.get(BINDING_KEY)
+    if not value:
+        value = secrets.token_urlsafe(32)
+        session[BINDING_KEY] = value
+    return str(value)
+
+
+def _back() -> Any:
+    # Only same-site paths: the referrer is attacker-influenced.
+    referrer = request.referrer or ""
+    parts = urlsplit(referrer)
+    if parts.netloc == request.host and parts.path.startswith("/"):
+        return redirect(parts.path)
+    return redirect(url_for("accounts.index"))
+
+
+@bp.get("")
+def index() -> Any:
+    session_ = db()
+    accounts = session_.scalars(select(Account).order_by(Account.name)).all()
+    services = session_.scalars(select(Service).order_by(Service.name)).all()
+    return render_template("accounts/index.html", accounts=accounts, services=services)
+
+
+@bp.get("/<int:account_id>")
+def detail(account_id: int) -> Any:
+    account = _get(account_id)
+    return render_template("accounts/detail.html", account=account, service=account.service)
+
+
+def _start(service_id: Any, name: Any) -> Any:
+    session_ = db()
+    try:
+        started = start_link(
+            session_,
+            runtime().crypto,
+            settings().oauth_callback_url,
+            service_id,
+            name,
+            session_binding=_browser_binding(),
+        )
+    except LinkInvalid as exc:
+        session_.rollback()
+        for problem in exc.problems:
+            flash(f"Cannot link: {problem}", "error")
+        return _back()
+    session_.commit()
+    return redirect(started.authorize_url, code=303)
+
+
+@bp.post("/link")
+def link() -> Any:
+    return _start(request.form.get("service_id", ""), request.form.get("name", ""))
+
+
+@bp.post("/<int:account_id>/relink")
+def relink(account_id: int) -> Any:
+    account = _get(account_id)
+    return _start(account.service_id, account.name)
+
+
+@bp.post("/<int:account_id>/unlink")
+def unlink(account_id: int) -> Any:
+    _get(account_id)
+    db().rollback()  # release the request's transaction before talking to Salesforce
+    outcome = unlink_account(runtime(), account_id)
+    if outcome is None:
+        abort(404)
+    if outcome.revoked:
+        flash(f"Unlinked {outcome.name}: revoked at Salesforce and deleted.", "success")
+    else:
+        flash(
+            f"Deleted {outcome.name}, but {outcome.message}. Revoke its access in Salesforce "
+            "Setup (Connected Apps OAuth Usage).",
+            "warning",
+        )
+    return redirect(url_for("accounts.index"))
+
+
+@bp.post("/<int:account_id>/refresh")
+def refresh(account_id: int) -> Any:
+    account = _get(account_id)
+    name = account.name
+    db().rollback()
+    from shared.salesforce.auth import refresh_account
+    from shared.salesforce.errors import SalesforceError
+
+    try:
+        refresh_account(runtime(), account_id, force=True)
+    except SalesforceError as exc:
+        flash(f"Refreshing {name} failed: {exc.message}", "error")
+    else:
+        flash(f"Refreshed the access token of {name}.", "success")
+    return redirect(url_for("accounts.detail", account_id=account_id))
+
+
+@bp.post("/<int:account_id>/test")
+def test_connection(account_id: int) -> Any:
+    account = _get(account_id)
+    name = account.name
+    db().rollback()
+    from shared.salesforce.client import SalesforceClient
+    from shared.salesforce.errors import SalesforceError
+
+    try:
+        limits = SalesforceClient.for_account(runtime(), account_id, timeout=15.0).limits()
+    except SalesforceError as exc:
+        flash(f"Connection test of {name} failed: {exc.message}", "error")
+    else:
+        daily = limits.get("DailyApiRequests") or {}
+        remaining, maximum = daily.get("Remaining"), daily.get("Max")
+        flash(f"{name} is connected: {remaining} of {maximum} daily API requests left.", "success")
+    return redirect(url_for("accounts.detail", account_id=account_id))
