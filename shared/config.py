@@ -228,3 +228,62 @@ class Settings:
             run_max_attempts=max_attempts,
             log_level=log_level,
         )
+
+
+@dataclass(frozen=True)
+class RunTimings:
+    """Intervals and thresholds of the durable-runs machinery (seconds).
+
+    Production uses the defaults; tests shorten them through the environment of the worker and
+    beat processes they start. Read once per process by `run_timings()`.
+    """
+
+    dispatch_every: float = 5.0  # beat: re-queue retrying/waiting runs that are due
+    reconcile_every: float = 30.0  # beat: look for lost queued runs and dead workers
+    queued_after: float = 60.0  # a run queued longer than this is sent again
+    heartbeat_every: float = 5.0  # a running task touches heartbeat_at this often
+    heartbeat_stale: float = 30.0  # a running run without a heartbeat this long is re-queued
+    retry_base: float = 2.0  # back-off of the first retry; doubles each time
+    retry_cap: float = 300.0  # longest back-off between two tries
+    quota_recheck: float = 300.0  # how often a waiting run looks at /limits again
+    prune_every: float = 3600.0
+
+    ENV = {
+        "dispatch_every": "FORCEBOT_RUN_DISPATCH_EVERY_SECONDS",
+        "reconcile_every": "FORCEBOT_RUN_RECONCILE_EVERY_SECONDS",
+        "queued_after": "FORCEBOT_RUN_RECONCILE_QUEUED_AFTER_SECONDS",
+        "heartbeat_every": "FORCEBOT_RUN_HEARTBEAT_EVERY_SECONDS",
+        "heartbeat_stale": "FORCEBOT_RUN_HEARTBEAT_STALE_SECONDS",
+        "retry_base": "FORCEBOT_RUN_RETRY_BASE_SECONDS",
+        "retry_cap": "FORCEBOT_RUN_RETRY_CAP_SECONDS",
+        "quota_recheck": "FORCEBOT_RUN_QUOTA_RECHECK_SECONDS",
+        "prune_every": "FORCEBOT_RUN_PRUNE_EVERY_SECONDS",
+    }
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RunTimings:
+        env = os.environ if env is None else env
+        values: dict[str, float] = {}
+        for attr, variable in cls.ENV.items():
+            raw = env.get(variable)
+            if raw in (None, ""):
+                continue
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(variable, "expected a number of seconds", raw) from None
+            if value <= 0:
+                raise ConfigError(variable, "expected a number of seconds > 0", raw)
+            values[attr] = value
+        return cls(**values)
+
+
+_run_timings: RunTimings | None = None
+
+
+def run_timings() -> RunTimings:
+    """The process's RunTimings, read from the environment on first use."""
+    global _run_timings
+    if _run_timings is None:
+        _run_timings = RunTimings.from_env()
+    return _run_timings

@@ -50,6 +50,7 @@ def configure(settings: Settings, runtime: Runtime | None = None) -> Celery:
     _runtime = runtime or Runtime(settings)
     celery.conf.broker_url = settings.redis_url
     celery.conf.broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
+    from . import tasks  # noqa: F401 - task modules register their beat ticks on import
     from .beat import beat_schedule
 
     celery.conf.beat_schedule = beat_schedule()

@@ -1,0 +1,120 @@
+"""Helpers for the runs end-to-end tests: fast timings, a beat process, behaviors, polling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from shared import runs
+from shared.behaviors.store import save_behavior
+from shared.models import Run
+from tests.conftest import ROOT, poll, settings_env
+
+# Short thresholds so a lost message or a dead worker is noticed in seconds, not minutes.
+FAST_ENV = {
+    "FORCEBOT_RUN_DISPATCH_EVERY_SECONDS": "0.5",
+    "FORCEBOT_RUN_RECONCILE_EVERY_SECONDS": "1",
+    "FORCEBOT_RUN_RECONCILE_QUEUED_AFTER_SECONDS": "2",
+    "FORCEBOT_RUN_HEARTBEAT_EVERY_SECONDS": "0.5",
+    "FORCEBOT_RUN_HEARTBEAT_STALE_SECONDS": "3",
+    "FORCEBOT_RUN_RETRY_BASE_SECONDS": "0.2",
+    "FORCEBOT_RUN_QUOTA_RECHECK_SECONDS": "1",
+}
+
+
+class BeatProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.log_path = Path(env["FORCEBOT_INSTANCE_DIR"]) / f"beat-{uuid.uuid4().hex[:6]}.log"
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "forcebot", "beat", "--loglevel", "INFO"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(15)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+@pytest.fixture(name="no_default_worker")
+def no_default_worker_fixture(settings: Any, _session_workers: dict[str, Any]) -> None:
+    """Stop the shared worker of this backend: it runs with production thresholds."""
+    proc = _session_workers.get(settings.database_url)
+    if proc is not None:
+        proc.stop()
+
+
+@pytest.fixture(name="fast_worker")
+def fast_worker_fixture(
+    no_default_worker: None, worker_factory: Callable[..., Any]
+) -> Callable[..., Any]:
+    def start(name: str | None = None, concurrency: int = 2) -> Any:
+        return worker_factory(concurrency=concurrency, name=name, **FAST_ENV)
+
+    return start
+
+
+@pytest.fixture(name="beat")
+def beat_fixture(settings: Any, no_default_worker: None) -> Iterator[BeatProcess]:
+    process = BeatProcess({**settings_env(settings), **FAST_ENV})
+    yield process
+    process.stop()
+
+
+def save(runtime: Any, source: str) -> None:
+    with runtime.Session.begin() as session:
+        save_behavior(session, source)
+
+
+def trigger(runtime: Any, name: str, payload: dict[str, Any], **kwargs: Any) -> int:
+    from worker.tasks.runs import enqueue
+
+    with runtime.Session.begin() as session:
+        run, _ = runs.create_run(session, name, payload, **kwargs)
+        run_id = run.id
+    enqueue(run_id)
+    return run_id
+
+
+def run_dict(runtime: Any, run_id: int) -> dict[str, Any]:
+    with runtime.Session() as session:
+        return runs.run_to_dict(session.get(Run, run_id))
+
+
+def wait_status(
+    runtime: Any, run_id: int, statuses: tuple[str, ...] | str, timeout: float = 30
+) -> dict[str, Any]:
+    wanted = (statuses,) if isinstance(statuses, str) else statuses
+
+    def check() -> dict[str, Any] | None:
+        data = run_dict(runtime, run_id)
+        return data if data["status"] in wanted else None
+
+    return poll(check, timeout, 0.1, message=f"run {run_id} to be {wanted}")
+
+
+def statuses(runtime: Any) -> dict[str, int]:
+    with runtime.Session() as session:
+        counts: dict[str, int] = {}
+        for status in session.scalars(select(Run.status)):
+            counts[status] = counts.get(status, 0) + 1
+        return counts

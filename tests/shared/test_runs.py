@@ -1,0 +1,293 @@
+"""shared.runs: the outbox, claiming, attempts, recording, and the beat sweeps."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from shared import runs
+from shared.behaviors.registry import behavior, unregister
+from shared.config import RunTimings
+from shared.models import Attempt, HttpExchange, Run, RunStep, utcnow
+
+FAST = RunTimings(heartbeat_every=0.2, heartbeat_stale=2, queued_after=1, retry_base=0.1)
+
+
+@pytest.fixture
+def echo_behavior():
+    calls: list[dict[str, Any]] = []
+
+    @behavior(
+        "test-echo",
+        inputs={"email": {"type": "string", "required": True}, "n": {"type": "integer"}},
+    )
+    def echo(ctx: Any) -> Any:
+        calls.append(dict(ctx.inputs))
+        return {"echo": ctx.inputs["email"]}
+
+    yield calls
+    unregister("test-echo")
+
+
+def _count(runtime: Any, model: Any = Run) -> int:
+    with runtime.Session() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def test_create_run_lists_every_problem_and_saves_nothing(runtime, echo_behavior):
+    with runtime.Session.begin() as session:
+        with pytest.raises(runs.PayloadInvalid) as info:
+            runs.create_run(session, "test-echo", {"n": "x", "extra": 1})
+    assert "inputs.email: required" in info.value.problems
+    assert any(p.startswith("inputs.n:") for p in info.value.problems)
+    assert any(p.startswith("inputs.extra:") for p in info.value.problems)
+    assert _count(runtime) == 0
+
+
+def test_create_run_unknown_behavior(runtime):
+    with runtime.Session.begin() as session, pytest.raises(runs.BehaviorNotFound):
+        runs.create_run(session, "nope", {})
+
+
+def test_payload_size_is_capped(runtime, echo_behavior):
+    with runtime.Session.begin() as session, pytest.raises(runs.PayloadInvalid) as info:
+        runs.create_run(session, "test-echo", {"email": "x" * 200_000})
+    assert "limit" in info.value.problems[0]
+
+
+def test_idempotency_key_returns_first_run(runtime, echo_behavior):
+    with runtime.Session.begin() as session:
+        first, created = runs.create_run(
+            session, "test-echo", {"email": "a@x"}, idempotency_key="k"
+        )
+        first_id = first.id
+    assert created
+    with runtime.Session.begin() as session:
+        again, created = runs.create_run(
+            session, "test-echo", {"email": "b@x"}, idempotency_key="k"
+        )
+    assert not created and again.id == first_id
+
+
+def test_twenty_concurrent_creates_with_one_key_make_one_run(runtime, echo_behavior):
+    barrier = threading.Barrier(20)
+    ids: list[int] = []
+    errors: list[BaseException] = []
+
+    def trigger() -> None:
+        try:
+            barrier.wait()
+            with runtime.Session.begin() as session:
+                run, _ = runs.create_run(
+                    session, "test-echo", {"email": "a@x"}, idempotency_key="same"
+                )
+                ids.append(run.id)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=trigger) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len(ids) == 20 and len(set(ids)) == 1
+    assert _count(runtime) == 1
+
+
+def _make(runtime: Any, **payload: Any) -> int:
+    with runtime.Session.begin() as session:
+        run, _ = runs.create_run(session, "test-echo", payload or {"email": "a@x"})
+        return run.id
+
+
+def _claim(runtime: Any, run_id: int, worker: str = "w1", timings: RunTimings = FAST):
+    with runtime.Session.begin() as session:
+        return runs.claim_for_execution(session, run_id, worker, timings=timings)
+
+
+def test_claim_is_a_compare_and_swap(runtime, echo_behavior):
+    run_id = _make(runtime)
+    claim = _claim(runtime, run_id, "w1")
+    assert claim is not None and claim.attempt == 1
+    assert _claim(runtime, run_id, "w2") is None  # a duplicate delivery
+    outcome = runs.execute_claimed(runtime, claim, timings=FAST)
+    assert outcome.status == "succeeded"
+    assert _claim(runtime, run_id, "w3") is None  # finished runs are ignored
+    with runtime.Session() as session:
+        run = session.get(Run, run_id)
+        assert run.status == "succeeded" and run.result == {"echo": "a@x"}
+        assert run.attempts == 1 and run.finished_at is not None
+        steps = session.scalars(select(RunStep).where(RunStep.run_id == run_id)).all()
+        assert [(s.key, s.status) for s in steps] == [("python", "succeeded")]
+    assert echo_behavior == [{"email": "a@x", "n": None}] or echo_behavior[0]["email"] == "a@x"
+
+
+def test_stale_running_run_is_claimed_again_in_the_same_attempt(runtime, echo_behavior):
+    run_id = _make(runtime)
+    first = _claim(runtime, run_id, "dead-worker")
+    assert first is not None
+    assert _claim(runtime, run_id, "w2") is None  # heartbeat is fresh
+    with runtime.Session.begin() as session:
+        session.get(Run, run_id).heartbeat_at = utcnow() - timedelta(seconds=10)
+    second = _claim(runtime, run_id, "w2")
+    assert second is not None and second.attempt_id == first.attempt_id
+    # The dead worker's late outcome is fenced off.
+    assert runs.finish_run(runtime, first, runs.Outcome("succeeded")).status == "lost"
+    assert runs.execute_claimed(runtime, second, timings=FAST).status == "succeeded"
+    assert _count(runtime, Attempt) == 1
+
+
+def test_recorder_reuses_finished_steps_and_redacts(runtime, echo_behavior):
+    run_id = _make(runtime)
+    claim = _claim(runtime, run_id)
+    recorder = runs.RunRecorder(runtime.Session, claim)
+    assert recorder.completed("contact") == (False, None)
+    recorder.start("contact", "salesforce.query")
+    recorder.exchange(
+        "contact",
+        {
+            "method": "GET",
+            "url": "https://x.my.salesforce.com/services/data/v62.0/query?q=1",
+            "status": 200,
+            "duration_ms": 12.5,
+            "request_headers": {"Authorization": "Bearer 00Dxx!secret", "Accept": "json"},
+            "request_body": '{"refresh_token": "5Aep861secret"}',
+            "response_headers": {},
+            "response_body": "y" * 20_000,
+        },
+    )
+    recorder.finish("contact", "succeeded", output={"totalSize": 1})
+    assert recorder.completed("contact") == (True, {"totalSize": 1})
+    with runtime.Session() as session:
+        exchange = session.scalars(select(HttpExchange)).one()
+        assert exchange.request_headers["Authorization"] == "[redacted]"
+        assert "5Aep861secret" not in exchange.request_body
+        assert len(exchange.response_body) < 8300
+        assert exchange.step_id is not None and exchange.duration_ms == 12
+
+
+def test_retry_opens_a_new_attempt_with_the_same_payload(runtime, echo_behavior):
+    run_id = _make(runtime, email="keep@x")
+    claim = _claim(runtime, run_id)
+    runs.finish_run(runtime, claim, runs.Outcome("failed", error={"code": "x", "message": "m"}))
+    with runtime.Session.begin() as session:
+        with pytest.raises(runs.RunStateError):
+            runs.cancel_run(session, run_id)
+    with runtime.Session.begin() as session:
+        runs.retry_run(session, run_id)
+    claim = _claim(runtime, run_id)
+    assert claim.attempt == 2 and claim.payload == {"email": "keep@x"}
+    assert runs.execute_claimed(runtime, claim, timings=FAST).status == "succeeded"
+    with runtime.Session() as session:
+        run = session.get(Run, run_id)
+        assert run.attempts == 2 and run.error is None
+        assert [a.status for a in run.attempt_rows] == ["failed", "succeeded"]
+
+
+def test_replay_creates_a_new_run(runtime, echo_behavior):
+    run_id = _make(runtime, email="r@x")
+    with runtime.Session.begin() as session:
+        replay = runs.replay_run(session, run_id)
+        assert replay.id != run_id
+        assert replay.payload == {"email": "r@x"} and replay.replay_of_id == run_id
+
+
+def test_cancel_queued_at_once_and_running_at_next_step(runtime, echo_behavior):
+    queued = _make(runtime)
+    with runtime.Session.begin() as session:
+        assert runs.cancel_run(session, queued).status == "cancelled"
+    assert _claim(runtime, queued) is None
+
+    running = _make(runtime)
+    claim = _claim(runtime, running)
+    with runtime.Session.begin() as session:
+        run = runs.cancel_run(session, running)
+        assert run.status == "running" and run.cancel_requested
+    assert runs.execute_claimed(runtime, claim, timings=FAST).status == "cancelled"
+    with runtime.Session() as session:
+        assert session.get(Run, running).status == "cancelled"
+
+
+def test_reconcile_resends_lost_queued_and_dead_running(runtime, echo_behavior):
+    lost = _make(runtime)
+    fresh = _make(runtime)
+    dead = _make(runtime)
+    assert _claim(runtime, dead, "dead") is not None
+    old = utcnow() - timedelta(seconds=60)
+    with runtime.Session.begin() as session:
+        session.get(Run, lost).queued_at = old
+        session.get(Run, dead).heartbeat_at = old
+    ids = runs.reconcile(runtime, timings=FAST)
+    assert sorted(ids) == sorted([lost, dead])
+    assert fresh not in ids
+    with runtime.Session() as session:
+        assert session.get(Run, dead).status == "queued"
+    # Nothing is sent twice within the threshold.
+    assert runs.reconcile(runtime, timings=FAST) == []
+
+
+def test_dispatch_due_checks_room_for_waiting_runs(runtime, echo_behavior, linked_account):
+    account_id = linked_account()
+    retrying, waiting, later = _make(runtime), _make(runtime), _make(runtime)
+    past = utcnow() - timedelta(seconds=1)
+    with runtime.Session.begin() as session:
+        session.get(Run, retrying).status = "retrying"
+        session.get(Run, retrying).next_attempt_at = past
+        for run_id in (waiting,):
+            row = session.get(Run, run_id)
+            row.status, row.next_attempt_at, row.account_id = "waiting", past, account_id
+        row = session.get(Run, later)
+        row.status, row.next_attempt_at = "retrying", utcnow() + timedelta(hours=1)
+    asked: list[tuple[int, str]] = []
+
+    def no_room(rt: Any, account: int, purpose: str = "trigger") -> bool:
+        asked.append((account, purpose))
+        return False
+
+    assert runs.dispatch_due(runtime, check_room=no_room, timings=FAST) == [retrying]
+    assert asked == [(account_id, "trigger")]
+    with runtime.Session() as session:
+        row = session.get(Run, waiting)
+        assert row.status == "waiting" and row.next_attempt_at > utcnow()
+        row.next_attempt_at = past
+        session.commit()
+    assert runs.dispatch_due(runtime, check_room=lambda *a, **k: True, timings=FAST) == [waiting]
+
+
+def test_prune_deletes_only_old_finished_runs(runtime, echo_behavior):
+    old, recent, active = _make(runtime), _make(runtime), _make(runtime)
+    for run_id in (old, recent):
+        runs.execute_claimed(runtime, _claim(runtime, run_id), timings=FAST)
+    with runtime.Session.begin() as session:
+        session.get(Run, old).finished_at = utcnow() - timedelta(days=40)
+        session.get(Run, active).created_at = utcnow() - timedelta(days=40)
+    with runtime.Session.begin() as session:
+        assert runs.prune_runs(session, 30) == 1
+    with runtime.Session() as session:
+        assert session.get(Run, old) is None
+        assert session.get(Run, recent) is not None and session.get(Run, active) is not None
+        assert session.scalar(select(func.count()).select_from(RunStep)) == 1
+
+
+def test_run_to_dict_matches_spec(runtime, echo_behavior):
+    run_id = _make(runtime)
+    runs.execute_claimed(runtime, _claim(runtime, run_id), timings=FAST)
+    with runtime.Session() as session:
+        data = runs.run_to_dict(session.get(Run, run_id))
+    for key in (
+        "id behavior status attempts payload result error steps created_at started_at "
+        "finished_at next_attempt_at wait_reason behavior_version trigger idempotency_key"
+    ).split():
+        assert key in data
+    step = data["steps"][0]
+    assert {"id", "action", "status", "started_at", "finished_at"} <= set(step)
+
+
+def test_cursor_round_trip():
+    assert runs.decode_cursor(runs.encode_cursor(42)) == 42
+    assert runs.decode_cursor("garbage!") is None

@@ -1,0 +1,164 @@
+"""Runs API: triggers, idempotency under concurrency, listing, retry/replay/cancel."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.behaviors.store import save_behavior
+from shared.models import Run
+from tests.conftest import ApiClient
+
+NOOP = """
+name: noop
+inputs:
+  n: {type: integer, required: true}
+  label: {type: string, enum: [a, b]}
+steps:
+  - id: s
+    action: set
+    vars: {x: "{{ inputs.n }}"}
+result: "{{ vars.x }}"
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_worker(settings, _session_workers):
+    """These tests look at runs before any worker takes them: stop this backend's worker."""
+    proc = _session_workers.get(settings.database_url)
+    if proc is not None:
+        proc.stop()
+
+
+def _save(runtime, source: str = NOOP) -> None:
+    with runtime.Session.begin() as session:
+        save_behavior(session, source)
+
+
+def _count(runtime) -> int:
+    with runtime.Session() as session:
+        return session.scalar(select(func.count()).select_from(Run))
+
+
+def test_trigger_returns_202_queued(runtime, api):
+    _save(runtime)
+    response = api.post("/behaviors/noop/runs", json={"payload": {"n": 1}})
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body["status"] == "queued" and isinstance(body["id"], int)
+    run = api.get(f"/runs/{body['id']}").get_json()
+    assert run["payload"] == {"n": 1} and run["behavior"] == "noop" and run["behavior_version"] == 1
+
+
+def test_bad_payload_lists_every_problem_and_saves_nothing(runtime, api):
+    _save(runtime)
+    response = api.post(
+        "/behaviors/noop/runs", json={"payload": {"label": "c", "zzz": 1}, "bogus": True}
+    )
+    assert response.status_code == 422
+    details = response.get_json()["error"]["details"]
+    assert "inputs.n: required" in details
+    assert any(d.startswith("inputs.label:") for d in details)
+    assert any(d.startswith("inputs.zzz:") for d in details)
+    assert any(d.startswith("bogus:") for d in details)
+    assert _count(runtime) == 0
+
+
+def test_unknown_behavior_is_404(api):
+    response = api.post("/behaviors/nope/runs", json={"payload": {}})
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_non_object_body_is_400(runtime, api):
+    _save(runtime)
+    response = api.post("/behaviors/noop/runs", data="[1]", content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_twenty_concurrent_triggers_with_one_key_make_one_run(runtime, app, api_token):
+    _save(runtime)
+    barrier = threading.Barrier(20)
+    results: list[tuple[int, int]] = []
+
+    def post() -> None:
+        client = ApiClient(app.test_client(), api_token)
+        barrier.wait()
+        response = client.post(
+            "/behaviors/noop/runs", json={"payload": {"n": 7}, "idempotency_key": "order-42"}
+        )
+        results.append((response.status_code, response.get_json().get("id")))
+
+    threads = [threading.Thread(target=post) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 20
+    assert {status for status, _ in results} == {202}
+    assert len({run_id for _, run_id in results}) == 1
+    assert _count(runtime) == 1
+
+
+def test_trigger_still_202_when_the_broker_is_down(runtime, api, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from worker.celery_app import celery
+
+    def refused(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    _save(runtime)
+    monkeypatch.setattr(celery, "send_task", refused)
+    response = api.post("/behaviors/noop/runs", json={"payload": {"n": 1}})
+    assert response.status_code == 202
+    assert _count(runtime) == 1  # committed; the reconciler sends it later
+
+
+def test_list_filters_and_paginates(runtime, api):
+    _save(runtime)
+    ids = [
+        api.post("/behaviors/noop/runs", json={"payload": {"n": n}}).get_json()["id"]
+        for n in range(5)
+    ]
+    page = api.get("/runs?limit=2").get_json()
+    assert [r["id"] for r in page["runs"]] == ids[::-1][:2]
+    second = api.get(f"/runs?limit=2&cursor={page['next_cursor']}").get_json()
+    assert [r["id"] for r in second["runs"]] == ids[::-1][2:4]
+    assert api.get("/runs?status=queued&behavior=noop").get_json()["runs"]
+    assert api.get("/runs?status=succeeded").get_json()["runs"] == []
+    bad = api.get("/runs?status=nope&limit=0&cursor=xx")
+    assert bad.status_code == 422 and len(bad.get_json()["error"]["details"]) == 3
+
+
+def test_cancel_retry_replay(runtime, api):
+    _save(runtime)
+    run_id = api.post("/behaviors/noop/runs", json={"payload": {"n": 3}}).get_json()["id"]
+    cancelled = api.post(f"/runs/{run_id}/cancel")
+    assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"
+    assert api.post(f"/runs/{run_id}/cancel").status_code == 409
+    retried = api.post(f"/runs/{run_id}/retry")
+    assert retried.status_code == 202 and retried.get_json()["status"] == "queued"
+    assert retried.get_json()["payload"] == {"n": 3}
+    assert api.post(f"/runs/{run_id}/retry").status_code == 409
+    replay = api.post(f"/runs/{run_id}/replay").get_json()
+    assert (
+        replay["id"] != run_id and replay["replay_of"] == run_id and replay["payload"] == {"n": 3}
+    )
+    assert api.get("/runs/999999").status_code == 404
+    assert api.post("/runs/999999/retry").status_code == 404
+
+
+def test_routes_are_documented(api):
+    paths = api.get("/openapi.json").get_json()["paths"]
+    for path in (
+        "/behaviors/{name}/runs",
+        "/runs",
+        "/runs/{id}",
+        "/runs/{id}/retry",
+        "/runs/{id}/cancel",
+        "/runs/{id}/replay",
+    ):
+        assert path in paths

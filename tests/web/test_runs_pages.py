@@ -1,0 +1,91 @@
+"""Run pages: list with filters and empty state, detail with steps, buttons with CSRF."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared import runs
+from shared.behaviors.store import get_version, save_behavior
+from shared.config import RunTimings
+from shared.models import Run
+
+NOOP = """
+name: noop
+inputs:
+  n: {type: integer, default: 1}
+steps:
+  - id: s
+    action: set
+    vars: {x: "{{ inputs.n }}"}
+result: "{{ vars.x }}"
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_worker(settings, _session_workers):
+    """These tests look at runs before any worker takes them: stop this backend's worker."""
+    proc = _session_workers.get(settings.database_url)
+    if proc is not None:
+        proc.stop()
+
+
+def _run(runtime, execute: bool = False) -> int:
+    with runtime.Session.begin() as session:
+        if get_version(session, "noop") is None:
+            save_behavior(session, NOOP)
+        run, _ = runs.create_run(session, "noop", {"n": 4})
+        run_id = run.id
+    if execute:
+        with runtime.Session.begin() as session:
+            claim = runs.claim_for_execution(session, run_id, "w")
+        runs.execute_claimed(runtime, claim, timings=RunTimings(heartbeat_every=0.2))
+    return run_id
+
+
+def test_pages_need_login(client):
+    assert client.get("/runs/").status_code == 302
+
+
+def test_empty_state(logged_in):
+    page = logged_in.client.get("/runs/").get_data(as_text=True)
+    assert "No runs yet" in page
+
+
+def test_list_and_filter(runtime, logged_in):
+    done = _run(runtime, execute=True)
+    queued = _run(runtime)
+    page = logged_in.client.get("/runs/").get_data(as_text=True)
+    assert f"/runs/{done}" in page and f"/runs/{queued}" in page
+    page = logged_in.client.get("/runs/?status=succeeded").get_data(as_text=True)
+    assert f"/runs/{done}" in page and f'/runs/{queued}"' not in page
+    page = logged_in.client.get("/runs/?status=failed").get_data(as_text=True)
+    assert "No runs match" in page
+
+
+def test_detail_shows_steps_and_result(runtime, logged_in):
+    run_id = _run(runtime, execute=True)
+    page = logged_in.client.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert "succeeded" in page and "<code>s</code>" in page and "Replay" in page
+    assert 'http-equiv="refresh"' not in page
+    assert logged_in.client.get("/runs/424242").status_code == 404
+
+
+def test_cancel_retry_replay_buttons(runtime, logged_in):
+    run_id = _run(runtime)
+    page = logged_in.client.get(f"/runs/{run_id}").get_data(as_text=True)
+    assert "Cancel" in page and 'http-equiv="refresh"' in page
+    token = logged_in.csrf_token(f"/runs/{run_id}")
+    assert logged_in.client.post(f"/runs/{run_id}/cancel").status_code == 400  # no CSRF token
+    response = logged_in.client.post(f"/runs/{run_id}/cancel", data={"csrf_token": token})
+    assert response.status_code == 302
+    with runtime.Session() as session:
+        assert session.get(Run, run_id).status == "cancelled"
+    response = logged_in.client.post(
+        f"/runs/{run_id}/retry", data={"csrf_token": token}, follow_redirects=True
+    )
+    assert "queued again" in response.get_data(as_text=True)
+    response = logged_in.client.post(f"/runs/{run_id}/replay", data={"csrf_token": token})
+    assert response.status_code == 302 and f"/runs/{run_id}" not in response.headers["Location"]
+    with runtime.Session() as session:
+        assert session.get(Run, run_id).status == "queued"
+        assert session.query(Run).filter_by(replay_of_id=run_id).count() == 1

@@ -1,0 +1,129 @@
+"""Run pages: the list with filters, and one run's steps, attempts and HTTP exchanges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from shared import runs
+from shared.models import Run, RunStep
+
+from ..db import db, settings
+
+bp = Blueprint("runs", __name__, url_prefix="/runs")
+
+PAGE_SIZE = 50
+
+
+@bp.get("/")
+def index() -> Any:
+    status = request.args.get("status") or None
+    if status not in runs.STATUSES:
+        status = None
+    behavior = request.args.get("behavior") or None
+    before = (
+        runs.decode_cursor(request.args.get("cursor") or "") if request.args.get("cursor") else None
+    )
+    rows = runs.list_runs(
+        db(), behavior=behavior, status=status, limit=PAGE_SIZE + 1, before_id=before
+    )
+    page = rows[:PAGE_SIZE]
+    next_cursor = runs.encode_cursor(page[-1].id) if len(rows) > PAGE_SIZE else None
+    behaviors = list(db().scalars(select(Run.behavior_name).distinct().order_by(Run.behavior_name)))
+    active = db().scalar(select(func.count()).select_from(Run).where(Run.status.in_(runs.ACTIVE)))
+    return render_template(
+        "runs/index.html",
+        runs=page,
+        statuses=runs.STATUSES,
+        status=status,
+        behavior=behavior,
+        behaviors=behaviors,
+        next_cursor=next_cursor,
+        refresh=bool(active),
+    )
+
+
+def _run_or_404(run_id: int) -> Run:
+    run = (
+        db()
+        .scalars(
+            select(Run)
+            .where(Run.id == run_id)
+            .options(
+                selectinload(Run.steps).selectinload(RunStep.exchanges),
+                selectinload(Run.attempt_rows),
+            )
+        )
+        .one_or_none()
+    )
+    if run is None:
+        abort(404)
+    return run
+
+
+@bp.get("/<int:run_id>")
+def detail(run_id: int) -> Any:
+    run = _run_or_404(run_id)
+    numbers = {a.id: a.number for a in run.attempt_rows}
+    return render_template(
+        "runs/detail.html",
+        run=run,
+        data=runs.run_to_dict(run, include_steps=False),
+        attempt_of=numbers,
+        refresh=run.status in runs.ACTIVE,
+    )
+
+
+def _change(run_id: int, action: str) -> Any:
+    session = db()
+    try:
+        if action == "retry":
+            run = runs.retry_run(session, run_id)
+            message = f"Run {run_id} queued again."
+        elif action == "cancel":
+            run = runs.cancel_run(session, run_id)
+            message = (
+                f"Run {run_id} will stop at its next step."
+                if run.status == "running"
+                else f"Run {run_id} cancelled."
+            )
+        else:
+            run = runs.replay_run(session, run_id, default_max_attempts=settings().run_max_attempts)
+            message = f"Replayed run {run_id} as run {run.id}."
+    except LookupError:
+        session.rollback()
+        abort(404)
+    except runs.RunStateError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("runs.detail", run_id=run_id))
+    except (runs.PayloadInvalid, runs.BehaviorNotFound) as exc:
+        session.rollback()
+        problems = getattr(exc, "problems", None) or ["the behavior no longer exists"]
+        flash("Cannot replay: " + "; ".join(problems), "error")
+        return redirect(url_for("runs.detail", run_id=run_id))
+    session.commit()
+    if action in ("retry", "replay"):
+        from worker.tasks.runs import enqueue
+
+        enqueue(run.id)
+    flash(message, "success")
+    return redirect(url_for("runs.detail", run_id=run.id))
+
+
+@bp.post("/<int:run_id>/retry")
+def retry(run_id: int) -> Any:
+    return _change(run_id, "retry")
+
+
+@bp.post("/<int:run_id>/cancel")
+def cancel(run_id: int) -> Any:
+    return _change(run_id, "cancel")
+
+
+@bp.post("/<int:run_id>/replay")
+def replay(run_id: int) -> Any:
+    return _change(run_id, "replay")
