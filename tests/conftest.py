@@ -30,6 +30,7 @@ from shared.models import Base
 from shared.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ["sqlite", "postgresql"]
 SESSION_KEYS = [Fernet.generate_key().decode()]
 SESSION_SECRET = uuid.uuid4().hex + uuid.uuid4().hex
 
@@ -69,9 +70,6 @@ def _postgres_database(base_url: str) -> Iterator[str]:
             )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
-
-
-BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -137,10 +135,15 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process.wait(10)
 
 
+# Database numbers of their own, so concurrent test sessions on one server rarely collide,
+# and one per backend: a worker of the SQLite run must never take a PostgreSQL test's task.
+_REDIS_DB_BASE = random.randint(1, 15 - len(BACKENDS) + 1)
+
+
 @pytest.fixture(scope="session")
-def redis_url(redis_server: str) -> str:
-    # A database number of its own, so concurrent test sessions on one server don't collide.
-    return f"{redis_server}/{random.randint(1, 15)}"
+def redis_url(redis_server: str, database_url: str) -> str:
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    return f"{redis_server}/{_REDIS_DB_BASE + BACKENDS.index(backend)}"
 
 
 # --------------------------------------------------------------------------- settings
@@ -315,6 +318,7 @@ class WorkerProcess:
 
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.hostname_prefix = f"{self.name}-{uuid.uuid4().hex[:6]}@"
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -324,7 +328,7 @@ class WorkerProcess:
                 "--concurrency",
                 str(self.concurrency),
                 "--name",
-                f"{self.name}-{uuid.uuid4().hex[:6]}@%h",
+                f"{self.hostname_prefix}%h",
                 "--loglevel",
                 "INFO",
             ],
@@ -337,23 +341,31 @@ class WorkerProcess:
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 60) -> None:
+        """Ping until THIS worker answers (another worker may take the first pings)."""
         import redis as redis_lib
 
         from worker.celery_app import celery
 
-        key = uuid.uuid4().hex
         client = redis_lib.Redis.from_url(self.env["FORCEBOT_REDIS_URL"])
         celery.conf.broker_url = self.env["FORCEBOT_REDIS_URL"]
-        celery.send_task("worker.health.ping", args=[key])
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if client.get(f"forcebot:ping:{key}"):
-                client.close()
-                return
-            if self.process is not None and self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        client.close()
+        keys: list[str] = []
+        next_ping = 0.0
+        try:
+            while time.monotonic() < deadline:
+                if time.monotonic() >= next_ping:
+                    keys.append(uuid.uuid4().hex)
+                    celery.send_task("worker.health.ping", args=[keys[-1]])
+                    next_ping = time.monotonic() + 1.0
+                for key in keys:
+                    answer = client.get(f"forcebot:ping:{key}")
+                    if answer and answer.decode().startswith(self.hostname_prefix):
+                        return
+                if self.process is not None and self.process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        finally:
+            client.close()
         raise RuntimeError(f"worker did not start; log: {self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
@@ -408,6 +420,9 @@ def worker(settings: Settings, _session_workers: dict[str, WorkerProcess]) -> Wo
     """A running worker process for this backend (reused across tests, restarted if killed)."""
     env = settings_env(settings)
     key = settings.database_url
+    for other_key, other in _session_workers.items():
+        if other_key != key:
+            other.stop()  # the other backend's worker only costs CPU now
     proc = _session_workers.get(key)
     if proc is None or proc.env != env:
         if proc is not None:
