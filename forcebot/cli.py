@@ -66,8 +66,8 @@ def _check_encryption_keys(settings: Settings) -> None:
 def require_redis(settings: Settings, command: str) -> str:
     if not settings.redis_url:
         fail(
-            f"FORCEBOT_REDIS_URL: required for `forcebot {command}` "
-            "(only `forcebot up` starts an embedded Redis)"
+            f"FORCEBOT_REDIS_URL: required for `forcebot {command}` (unset, and no `forcebot up` "
+            f"with an embedded Redis is running on {settings.instance_dir})"
         )
     return settings.redis_url
 

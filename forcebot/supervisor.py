@@ -101,6 +101,11 @@ class Supervisor:
         self.children: list[Child] = []
         self.echo = echo
         self._stopping = False
+        self._on_stop: list[Callable[[], None]] = []
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Run `callback` after every child has stopped."""
+        self._on_stop.append(callback)
 
     def add(self, child: Child, *, wait_port: tuple[str, int] | None = None) -> Child:
         child.start()
@@ -153,6 +158,8 @@ class Supervisor:
             child.signal_group(signal.SIGKILL)
             if child.process is not None:
                 child.process.wait()
+        for callback in self._on_stop:
+            callback()
         self.echo("forcebot: stopped")
         sys.stdout.flush()
 

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from shared.config import Settings
+from shared.config import EMBEDDED_REDIS_MARKER, Settings
 
 from .cli import checked_database
 from .supervisor import Child, Supervisor, embedded_redis_command, free_port, wait_for_port
@@ -54,13 +54,16 @@ def run_up(settings: Settings, *, demo: bool, port: int, host: str) -> int:
     supervisor = Supervisor(echo=lambda line: click.echo(line, err=True))
 
     try:
-        if settings.redis_url is None:
+        if settings.redis_is_embedded:
             redis_port = free_port()
             supervisor.add(
                 Child("redis", embedded_redis_command(settings.instance_dir, redis_port)),
                 wait_port=("127.0.0.1", redis_port),
             )
             env["FORCEBOT_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+            marker = settings.instance_dir / EMBEDDED_REDIS_MARKER
+            marker.write_text(env["FORCEBOT_REDIS_URL"] + "\n")
+            supervisor.on_stop(lambda: marker.unlink(missing_ok=True))
 
         if demo:
             sim_port = DEMO_SIMULATOR_PORT

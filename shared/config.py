@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from cryptography.fernet import Fernet
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
+EMBEDDED_REDIS_MARKER = "embedded-redis.url"
 
 
 class ConfigError(ValueError):
@@ -131,6 +132,9 @@ class Settings:
     log_level: str = "INFO"
     testing: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # True when FORCEBOT_REDIS_URL is unset: `forcebot up` owns an embedded Redis, and
+    # `redis_url` (if any) is the one a running `up` published in the instance directory.
+    redis_is_embedded: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -174,6 +178,13 @@ class Settings:
             if raw_redis
             else None
         )
+        embedded_redis_url = None
+        if redis_url is None:
+            # A running `forcebot up` publishes its embedded Redis here, so that other commands
+            # on the same instance (`forcebot trigger`, a second worker) can reach it.
+            marker = instance_dir / EMBEDDED_REDIS_MARKER
+            if marker.exists():
+                embedded_redis_url = marker.read_text().strip() or None
 
         public_url = _parse_url(
             "FORCEBOT_PUBLIC_URL",
@@ -217,7 +228,8 @@ class Settings:
         return cls(
             instance_dir=instance_dir,
             database_url=database_url,
-            redis_url=redis_url,
+            redis_url=redis_url or embedded_redis_url,
+            redis_is_embedded=redis_url is None,
             public_url=public_url,
             secret_key=secret_key,
             encryption_keys=encryption_keys,

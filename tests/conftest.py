@@ -338,16 +338,20 @@ class WorkerProcess:
             start_new_session=True,
             cwd=ROOT,
         )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.kill()  # never leave a half-started worker consuming other tests' tasks
+            raise
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Ping until THIS worker answers (another worker may take the first pings)."""
         import redis as redis_lib
 
-        from worker.celery_app import celery
+        from worker.celery_app import celery, use_broker
 
         client = redis_lib.Redis.from_url(self.env["FORCEBOT_REDIS_URL"])
-        celery.conf.broker_url = self.env["FORCEBOT_REDIS_URL"]
+        use_broker(self.env["FORCEBOT_REDIS_URL"])
         deadline = time.monotonic() + timeout
         keys: list[str] = []
         next_ping = 0.0

@@ -48,13 +48,29 @@ def configure(settings: Settings, runtime: Runtime | None = None) -> Celery:
     """Point the app at the settings' Redis and remember the process Runtime."""
     global _runtime
     _runtime = runtime or Runtime(settings)
-    celery.conf.broker_url = settings.redis_url
+    use_broker(settings.redis_url)
     celery.conf.broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
     from . import tasks  # noqa: F401 - task modules register their beat ticks on import
     from .beat import beat_schedule
 
     celery.conf.beat_schedule = beat_schedule()
     return celery
+
+
+def use_broker(url: str | None) -> None:
+    """Point the app at `url`, dropping pooled connections to a previous broker.
+
+    Celery caches its connection and producer pools after the first send and keeps using them
+    when `broker_url` changes. One process normally has one broker, but a process that builds
+    apps for several settings (tests, `forcebot up`) must not send to the old one.
+    """
+    if celery.conf.broker_url == url:
+        return
+    # Drop our references only: the pools themselves live in kombu's registry, keyed by URL,
+    # and may be used again when a later configuration names the same broker.
+    celery._pool = None
+    celery.amqp._producer_pool = None
+    celery.conf.broker_url = url
 
 
 def runtime() -> Runtime:

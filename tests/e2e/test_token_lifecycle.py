@@ -17,7 +17,7 @@ from shared.models import Account, Service, utcnow
 from shared.salesforce import NeedsReauth, SalesforceClient
 from shared.salesforce.auth import TokenManager, store_refreshed
 from tests.conftest import poll, sim_token_response
-from worker.celery_app import celery
+from worker.celery_app import celery, use_broker
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +39,7 @@ def row(runtime: Any, account_id: int) -> Account:
 
 def fan_out_checks(settings: Any, account_id: int, n: int) -> list[dict]:
     """Queue `n` check_connection tasks and wait for every outcome."""
-    celery.conf.broker_url = settings.redis_url
+    use_broker(settings.redis_url)
     ids = [uuid.uuid4().hex for _ in range(n)]
     for request_id in ids:
         celery.send_task("worker.accounts.check_connection", args=[account_id, request_id])

@@ -60,6 +60,14 @@ def test_up_serves_and_ctrl_c_leaves_no_process(tmp_path):
         names = " ".join(" ".join(c.cmdline()) for c in children if c.is_running())
         for part in ("redis-server", "forcebot web", "forcebot worker", "forcebot beat"):
             assert part in names, part
+        # Other commands on this instance find the embedded Redis through the marker file.
+        marker = tmp_path / "instance" / "embedded-redis.url"
+        assert marker.read_text().startswith("redis://127.0.0.1:")
+        from shared.config import Settings
+
+        assert (
+            Settings.from_env(_env(tmp_path / "instance")).redis_url == marker.read_text().strip()
+        )
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
@@ -68,6 +76,7 @@ def test_up_serves_and_ctrl_c_leaves_no_process(tmp_path):
     assert f"http://127.0.0.1:{port}" in output
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == [], [p.cmdline() for p in alive]
+    assert not (tmp_path / "instance" / "embedded-redis.url").exists()
     # The password is printed on the first run only.
     proc2, port2 = _start(tmp_path)
     try:

@@ -13,7 +13,7 @@ import redis
 from shared.models import Account, utcnow
 from tests.conftest import poll
 from worker.beat import beat_schedule
-from worker.celery_app import celery, configure
+from worker.celery_app import celery, configure, use_broker
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +75,7 @@ def test_refresh_due_refreshes_expiring_and_day_old_accounts_only(
 def test_refresh_failure_is_recorded_as_health(sim, settings, runtime, linked_account, worker):
     account_id = linked_account()
     sim.control.revoke_refresh_tokens()
-    celery.conf.broker_url = settings.redis_url
+    use_broker(settings.redis_url)
     celery.send_task("worker.accounts.refresh", args=[account_id], kwargs={"force": True})
     account = poll(
         lambda: (a := row(runtime, account_id)).status == "needs_reauth" and a,
@@ -89,7 +89,7 @@ def test_refresh_failure_is_recorded_as_health(sim, settings, runtime, linked_ac
 def test_check_connection_writes_its_outcome(sim, settings, runtime, linked_account, worker):
     account_id = linked_account()
     request_id = uuid.uuid4().hex
-    celery.conf.broker_url = settings.redis_url
+    use_broker(settings.redis_url)
     celery.send_task("worker.accounts.check_connection", args=[account_id, request_id])
     client = redis.Redis.from_url(settings.redis_url)
     raw = poll(lambda: client.get(f"forcebot:check:{request_id}"), message="check outcome")

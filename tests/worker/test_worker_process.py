@@ -3,12 +3,12 @@ import uuid
 import redis
 
 from tests.conftest import poll
-from worker.celery_app import celery
+from worker.celery_app import celery, use_broker
 
 
 def test_a_real_worker_process_consumes_from_redis(settings, worker):
     key = uuid.uuid4().hex
-    celery.conf.broker_url = settings.redis_url
+    use_broker(settings.redis_url)
     celery.send_task("worker.health.ping", args=[key])
     client = redis.Redis.from_url(settings.redis_url)
     poll(lambda: client.get(f"forcebot:ping:{key}"), message="the worker's pong")
