@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from shared.behaviors.store import (
     MAX_PAYLOAD_BYTES,
@@ -1095,6 +1095,18 @@ def run_to_dict(run: Run, *, include_steps: bool = True) -> dict[str, Any]:
             for a in run.attempt_rows
         ]
     return data
+
+
+def load_run(session: Session, run_id: int) -> Run | None:
+    """The run with its steps, exchanges and attempts loaded, for showing it whole."""
+    return session.scalars(
+        select(Run)
+        .where(Run.id == run_id)
+        .options(
+            selectinload(Run.steps).selectinload(RunStep.exchanges),
+            selectinload(Run.attempt_rows),
+        )
+    ).one_or_none()
 
 
 def encode_cursor(run_id: int) -> str:

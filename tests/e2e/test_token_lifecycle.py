@@ -8,7 +8,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import pytest
 import redis
 import requests
 
@@ -18,15 +17,6 @@ from shared.salesforce import NeedsReauth, SalesforceClient
 from shared.salesforce.auth import TokenManager, store_refreshed
 from tests.conftest import poll, sim_token_response
 from worker.celery_app import celery, use_broker
-
-
-@pytest.fixture(autouse=True)
-def _one_backend_consuming(_session_workers: dict, settings: Any) -> None:
-    """Stop the other backend's session worker: both consume from the same Redis database and
-    would take this test's tasks against the wrong database."""
-    for key, proc in _session_workers.items():
-        if key != settings.database_url:
-            proc.stop()
 
 
 def row(runtime: Any, account_id: int) -> Account:

@@ -7,22 +7,12 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import pytest
 import redis
 
 from shared.models import Account, utcnow
 from tests.conftest import poll
 from worker.beat import beat_schedule
 from worker.celery_app import celery, configure, use_broker
-
-
-@pytest.fixture(autouse=True)
-def _one_backend_consuming(_session_workers: dict, settings: Any) -> None:
-    """Stop the other backend's session worker: both consume from the same Redis database and
-    would take this test's tasks against the wrong database."""
-    for key, proc in _session_workers.items():
-        if key != settings.database_url:
-            proc.stop()
 
 
 def row(runtime: Any, account_id: int) -> Account:

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify, request
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from shared import runs
-from shared.models import Run, RunStep
+from shared.models import Run
 
 from ..db import db, settings
 from . import api
@@ -28,18 +26,7 @@ def _enqueue(run_id: int) -> None:
 
 
 def _load(run_id: int) -> Run:
-    run = (
-        db()
-        .scalars(
-            select(Run)
-            .where(Run.id == run_id)
-            .options(
-                selectinload(Run.steps).selectinload(RunStep.exchanges),
-                selectinload(Run.attempt_rows),
-            )
-        )
-        .one_or_none()
-    )
+    run = runs.load_run(db(), run_id)
     if run is None:
         raise not_found(f"run {run_id}")
     return run

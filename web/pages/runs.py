@@ -6,10 +6,9 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
 
 from shared import runs
-from shared.models import Run, RunStep
+from shared.models import Run
 
 from ..db import db, settings
 
@@ -47,18 +46,7 @@ def index() -> Any:
 
 
 def _run_or_404(run_id: int) -> Run:
-    run = (
-        db()
-        .scalars(
-            select(Run)
-            .where(Run.id == run_id)
-            .options(
-                selectinload(Run.steps).selectinload(RunStep.exchanges),
-                selectinload(Run.attempt_rows),
-            )
-        )
-        .one_or_none()
-    )
+    run = runs.load_run(db(), run_id)
     if run is None:
         abort(404)
     return run
