@@ -36,6 +36,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, threads: in
             "timeout": 60,
             "graceful_timeout": 10,
             "accesslog": "-",
+            # Path without the query string: /oauth/callback?code=... must not reach the logs.
+            "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
             "errorlog": "-",
             "loglevel": "info",
             "proc_name": "forcebot-web",

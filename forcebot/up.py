@@ -95,7 +95,7 @@ def run_up(settings: Settings, *, demo: bool, port: int, host: str) -> int:
             wait_port=("127.0.0.1" if host in ("0.0.0.0", "::") else host, port),
         )
         supervisor.add(Child("worker", [*me, "worker", "--concurrency", "2"], env))
-        supervisor.add(Child("beat", [*me, "beat"], env))
+        supervisor.add(Child("beat", [*me, "beat", "--loglevel", "WARNING"], env))
     except KeyboardInterrupt:
         supervisor.stop()
         return 130

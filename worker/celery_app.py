@@ -82,6 +82,14 @@ def runtime() -> Runtime:
     return _runtime
 
 
+@signals.after_setup_logger.connect
+def _quiet_task_chatter(**_: Any) -> None:
+    # Beat ticks every few seconds; "Task ... received/succeeded" for each would bury the
+    # lines that matter (our own `run=42 status=failed code=...`). Failures still log.
+    for name in ("celery.app.trace", "celery.worker.strategy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 @signals.worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     # A prefork child must not reuse the parent's pooled database sockets.

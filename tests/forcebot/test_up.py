@@ -50,7 +50,7 @@ def test_up_serves_and_ctrl_c_leaves_no_process(tmp_path):
     proc, port = _start(tmp_path)
     try:
         poll(lambda: _healthy(port), timeout=60, interval=0.2, message="/healthz")
-        login = requests.get(f"http://127.0.0.1:{port}/login", timeout=5)
+        login = requests.get(f"http://127.0.0.1:{port}/login?next=/q-marker", timeout=5)
         assert login.status_code == 200 and "Log in to Forcebot" in login.text
         ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
@@ -73,6 +73,8 @@ def test_up_serves_and_ctrl_c_leaves_no_process(tmp_path):
         assert proc.wait(60) == 0
     output = (tmp_path / "up.log").read_text()
     assert "First admin: admin@localhost  password: " in output
+    # The access log has paths without query strings (an OAuth code must never be logged).
+    assert '"GET /login"' in output and "q-marker" not in output
     assert f"http://127.0.0.1:{port}" in output
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == [], [p.cmdline() for p in alive]
