@@ -142,3 +142,23 @@ def test_run_form_queues_a_run(logged_in: Any, runtime: Any) -> None:
     assert f"/runs/{runs[0].id}" in response.headers["Location"] or response.headers[
         "Location"
     ].endswith("/behaviors/page-made")
+
+
+def test_a_rejected_run_payload_comes_back_for_editing(client, logged_in, runtime):
+    from shared.behaviors.store import save_behavior
+
+    with runtime.Session.begin() as session:
+        save_behavior(
+            session,
+            "name: needs-email\ninputs:\n  email: {type: string, required: true}\n"
+            "steps:\n  - id: x\n    action: set\n    vars: {a: 1}\n",
+        )
+    token = logged_in.csrf_token("/behaviors/needs-email")
+    response = client.post(
+        "/behaviors/needs-email/run",
+        data={"payload": '{"emial": "typo@example.com"}', "csrf_token": token},
+        follow_redirects=True,
+    )
+    page = response.get_data(as_text=True)
+    assert "The payload was rejected" in page
+    assert "typo@example.com" in page

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, render_template
 from sqlalchemy import func, select
 
-from shared.models import Account, Behavior, Run, Service
+from shared.models import Account, Behavior, Run, Service, utcnow
 
 from ..db import db
 
@@ -25,4 +25,22 @@ def index() -> Any:
     rows = session.execute(select(Run.status, func.count()).group_by(Run.status)).all()
     by_status = {status: count for status, count in rows}
     recent = session.scalars(select(Run).order_by(Run.id.desc()).limit(10)).all()
-    return render_template("index.html", counts=counts, by_status=by_status, recent=recent)
+    # What needs a person now: accounts Salesforce stopped trusting, and the oldest queued run
+    # (a stuck queue means no worker is taking work).
+    attention = session.scalars(
+        select(Account).where(Account.status == "needs_reauth").order_by(Account.name)
+    ).all()
+    oldest_queued = session.scalar(
+        select(
+            func.min(func.coalesce(Run.queued_at, Run.created_at), type_=Run.created_at.type)
+        ).where(Run.status == "queued")
+    )
+    return render_template(
+        "index.html",
+        counts=counts,
+        by_status=by_status,
+        recent=recent,
+        attention=attention,
+        oldest_queued=oldest_queued,
+        queued_seconds=(utcnow() - oldest_queued).total_seconds() if oldest_queued else 0,
+    )

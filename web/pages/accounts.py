@@ -11,7 +11,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from sqlalchemy import select
 
 from shared.linking import LinkInvalid, start_link, unlink_account
-from shared.models import Account, Service
+from shared.models import Account, Behavior, BehaviorVersion, Run, Service, utcnow
 
 from ..db import db, runtime, settings
 from ..oauth import BINDING_KEY
@@ -50,13 +50,36 @@ def index() -> Any:
     session_ = db()
     accounts = session_.scalars(select(Account).order_by(Account.name)).all()
     services = session_.scalars(select(Service).order_by(Service.name)).all()
-    return render_template("accounts/index.html", accounts=accounts, services=services)
+    return render_template(
+        "accounts/index.html", accounts=accounts, services=services, now=utcnow()
+    )
 
 
 @bp.get("/<int:account_id>")
 def detail(account_id: int) -> Any:
     account = _get(account_id)
-    return render_template("accounts/detail.html", account=account, service=account.service)
+    session_ = db()
+    # Which behaviors name this account, and what ran on it lately: what breaks if it is down.
+    current = session_.execute(
+        select(Behavior.name, BehaviorVersion.definition)
+        .join(BehaviorVersion, BehaviorVersion.behavior_id == Behavior.id)
+        .where(BehaviorVersion.version == Behavior.current_version)
+        .order_by(Behavior.name)
+    )
+    behaviors = [
+        name for name, definition in current if (definition or {}).get("account") == account.name
+    ]
+    recent = session_.scalars(
+        select(Run).where(Run.account_id == account.id).order_by(Run.id.desc()).limit(10)
+    ).all()
+    return render_template(
+        "accounts/detail.html",
+        account=account,
+        service=account.service,
+        behaviors=behaviors,
+        recent=recent,
+        now=utcnow(),
+    )
 
 
 def _start(service_id: Any, name: Any) -> Any:

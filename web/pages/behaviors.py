@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
+from flask import session as session_store
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.routing import BuildError
 
 from shared.behaviors.packages import import_package
 from shared.behaviors.registry import registered
 from shared.behaviors.store import DefinitionInvalid, save_behavior
-from shared.models import Account, Behavior, BehaviorVersion
+from shared.models import Account, Behavior, BehaviorVersion, Run
 
 from ..db import db
 
@@ -57,11 +58,18 @@ def index() -> Any:
     account_of = {name: (definition or {}).get("account") for name, definition in current}
     stored = {b.name for b in behaviors}
     python = [item for name, item in sorted(registered().items()) if name not in stored]
+    latest = select(func.max(Run.id)).group_by(Run.behavior_name)
+    last_run = {
+        run.behavior_name: run for run in db().scalars(select(Run).where(Run.id.in_(latest)))
+    }
+    account_ids = dict(db().execute(select(Account.name, Account.id)).all())
     return render_template(
         "behaviors/index.html",
         behaviors=behaviors,
         python=python,
         account_of=account_of,
+        account_ids=account_ids,
+        last_run=last_run,
         accounts=_account_names(),
     )
 
@@ -139,16 +147,29 @@ def detail(name: str) -> Any:
             return redirect(url_for("behaviors.detail", name=name))
     definition = shown.definition if shown else {}
     status = 422 if problems else 200
+    account_name = definition.get("account")
+    account = (
+        db().scalars(select(Account).where(Account.name == account_name)).one_or_none()
+        if account_name
+        else None
+    )
+    recent = db().scalars(
+        select(Run).where(Run.behavior_name == name).order_by(Run.id.desc()).limit(10)
+    )
     return (
         render_template(
             "behaviors/detail.html",
             behavior=behavior,
+            account=account,
+            recent=list(recent),
             versions=versions,
             shown=shown,
             source=source,
             problems=problems,
             definition=definition,
-            payload=_example_payload(definition.get("inputs") or {}),
+            # A payload the Run form rejected comes back for editing instead of the example.
+            payload=session_store.pop(f"rejected_payload:{name}", None)
+            or _example_payload(definition.get("inputs") or {}),
         ),
         status,
     )
@@ -182,6 +203,7 @@ def run(name: str) -> Any:
         payload = json.loads(raw)
     except ValueError as exc:
         flash(f"The payload is not valid JSON: {exc}", "error")
+        _keep_rejected(name, raw)
         return redirect(url_for("behaviors.detail", name=name))
     session = db()
     try:
@@ -190,6 +212,7 @@ def run(name: str) -> Any:
     except PayloadInvalid as exc:
         session.rollback()
         flash("The payload was rejected: " + "; ".join(exc.problems), "error")
+        _keep_rejected(name, raw)
         return redirect(url_for("behaviors.detail", name=name))
     except BehaviorNotFound:
         session.rollback()
@@ -203,6 +226,12 @@ def run(name: str) -> Any:
     except BuildError:  # the runs pages are optional blueprints
         flash(f"Queued run {run_row.id}.", "success")
         return redirect(url_for("behaviors.detail", name=name))
+
+
+def _keep_rejected(name: str, raw: str) -> None:
+    # The session is a signed cookie (about 4 KB in all): only small payloads come back.
+    if len(raw) <= 1500:
+        session_store[f"rejected_payload:{name}"] = raw
 
 
 @bp.route("/import", methods=["GET", "POST"])

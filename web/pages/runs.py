@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from shared import runs
-from shared.models import Run
+from shared.models import Account, Run
 
 from ..db import db, settings
 
@@ -56,13 +57,32 @@ def _run_or_404(run_id: int) -> Run:
 def detail(run_id: int) -> Any:
     run = _run_or_404(run_id)
     numbers = {a.id: a.number for a in run.attempt_rows}
+    data = runs.run_to_dict(run, include_steps=False)
+    waits = [
+        {**wait, "at": _parse_time(wait.get("at")), "until": _parse_time(wait.get("until"))}
+        for wait in data.get("waits") or []
+    ]
+    account = db().get(Account, run.account_id) if run.account_id else None
     return render_template(
         "runs/detail.html",
         run=run,
-        data=runs.run_to_dict(run, include_steps=False),
+        data=data,
+        waits=waits,
+        account=account,
         attempt_of=numbers,
         refresh=run.status in runs.ACTIVE,
     )
+
+
+def _parse_time(value: Any) -> Any:
+    """An ISO timestamp from the run's progress as a datetime (for the `when` filter)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _change(run_id: int, action: str) -> Any:

@@ -53,7 +53,14 @@ def index() -> Any:
     counts = dict(
         session.execute(select(Account.service_id, func.count()).group_by(Account.service_id)).all()
     )
-    return render_template("services/index.html", services=services, counts=counts)
+    reauth = dict(
+        session.execute(
+            select(Account.service_id, func.count())
+            .where(Account.status == "needs_reauth")
+            .group_by(Account.service_id)
+        ).all()
+    )
+    return render_template("services/index.html", services=services, counts=counts, reauth=reauth)
 
 
 @bp.route("/new", methods=["GET", "POST"])
