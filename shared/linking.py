@@ -88,12 +88,15 @@ def start_link(
     """
     problems: list[str] = []
     service = None
+    if isinstance(service_id, str) and re.fullmatch(r"[0-9]{1,18}", service_id.strip()):
+        # ASCII digits only: str.isdigit() accepts "²", which int() refuses.
+        service_id = int(service_id.strip())
     if isinstance(service_id, bool) or not isinstance(service_id, int):
-        if isinstance(service_id, str) and service_id.strip().isdigit():
-            service_id = int(service_id)
-        else:
-            problems.append("service_id: required, the id of a service")
-    if isinstance(service_id, int) and not isinstance(service_id, bool):
+        problems.append("service_id: required, the id of a service")
+    elif not 1 <= service_id < 2**31:
+        # Beyond the INTEGER id column's range PostgreSQL raises instead of finding nothing.
+        problems.append("service_id: no service with that id")
+    else:
         service = session.get(Service, service_id)
         if service is None:
             problems.append(f"service_id: no service with id {service_id}")

@@ -36,6 +36,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from shared.behaviors.definition import text_problem
 from shared.behaviors.store import (
     MAX_PAYLOAD_BYTES,
     LoadedBehavior,
@@ -137,6 +138,9 @@ def create_run(
             raise PayloadInvalid(["idempotency_key: expected a non-empty string"])
         if len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
             raise PayloadInvalid([f"idempotency_key: longer than {MAX_IDEMPOTENCY_KEY}"])
+        problem = text_problem(idempotency_key)
+        if problem:
+            raise PayloadInvalid([f"idempotency_key: {problem}"])
         existing = _by_key(session, behavior_name, idempotency_key)
         if existing is not None:
             return existing, False
@@ -1119,9 +1123,12 @@ def decode_cursor(cursor: str) -> int | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
         return None
-    if not raw.startswith("r") or not raw[1:].isdigit():
+    # ASCII digits only (str.isdigit accepts "²", which int() refuses), and within the
+    # INTEGER id column's range (PostgreSQL raises on a larger parameter).
+    match = re.fullmatch(r"r([0-9]{1,10})", raw)
+    if match is None or int(match.group(1)) >= 2**31:
         return None
-    return int(raw[1:])
+    return int(match.group(1))
 
 
 def list_runs(

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .behaviors.definition import text_problem
 from .crypto import Crypto
 from .models import Service
 from .models.services import DEFAULT_API_VERSION, DEFAULT_LOGIN_URL, DEFAULT_SCOPES
@@ -34,7 +35,8 @@ FIELDS = ("name", "client_id", "client_secret", *DEFAULTS)
 READ_ONLY = frozenset({"id", "created_at", "updated_at", "callback_url", "accounts"})
 REQUIRED = ("name", "client_id", "client_secret")
 
-_API_VERSION = re.compile(r"^\d{2,3}\.0$")
+_API_VERSION = re.compile(r"^[0-9]{2,3}\.0$")
+MAX_LOGIN_URL = 255  # the column's length
 _SCOPE = re.compile(r"^[a-z_]+$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -51,9 +53,16 @@ class ServiceInvalid(ValueError):
 def normalise_login_url(raw: str) -> tuple[str | None, str | None]:
     """(normalised URL, None) or (None, problem) for a Salesforce login URL."""
     value = raw.strip()
-    parts = urlsplit(value)
+    if text_problem(value) or any(c.isspace() or ord(c) < 32 for c in value):
+        return None, "must be a URL such as https://login.salesforce.com"
+    try:
+        # urlsplit raises on a malformed IPv6 host such as "http://[::1"
+        parts = urlsplit(value)
+        hostname = parts.hostname
+    except ValueError:
+        return None, "must be a URL such as https://login.salesforce.com"
     scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
+    if scheme not in ("http", "https") or not hostname:
         return None, "must be a URL such as https://login.salesforce.com"
     if scheme == "http" and not is_loopback_url(value):
         return None, (
@@ -71,7 +80,10 @@ def normalise_login_url(raw: str) -> tuple[str | None, str | None]:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:
         return None, "has an invalid port"
-    return f"{scheme}://{parts.netloc.lower()}", None
+    url = f"{scheme}://{parts.netloc.lower()}"
+    if len(url) > MAX_LOGIN_URL:
+        return None, f"at most {MAX_LOGIN_URL} characters"
+    return url, None
 
 
 def _text(data: Mapping[str, Any], key: str, problems: list[str], max_len: int = 255) -> str | None:
@@ -83,6 +95,10 @@ def _text(data: Mapping[str, Any], key: str, problems: list[str], max_len: int =
     if not value:
         problems.append(f"{key}: required")
         return None
+    problem = text_problem(value)
+    if problem:
+        problems.append(f"{key}: {problem}")
+        return None
     if len(value) > max_len:
         problems.append(f"{key}: at most {max_len} characters")
         return None
@@ -93,7 +109,7 @@ def _integer(
     data: Mapping[str, Any], key: str, low: int, high: int, problems: list[str]
 ) -> int | None:
     value = data[key]
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,18}\s*", value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         problems.append(f"{key}: must be a whole number from {low} to {high}")

@@ -19,6 +19,11 @@ MAX_SOURCE_CHARS = 256 * 1024
 MAX_STEPS = 100  # every step counts, nested ones too
 MAX_DEPTH = 3  # foreach inside foreach inside foreach
 MAX_INPUTS = 50
+# Lists/objects inside each other; deeper values make YAML dumping and the recursive checks
+# here run out of stack (a RecursionError, not a problem report).
+MAX_NESTING = 32
+# (key, minimum, maximum): max_attempts lands in an integer column of every run.
+LIMITS = (("max_attempts", 1, 1000), ("timeout_seconds", 1, 7 * 24 * 3600))
 
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
 STEP_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -76,6 +81,72 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+# Characters no database text or JSON column stores: NUL (PostgreSQL refuses it) and unpaired
+# surrogates (not encodable as UTF-8; JSON's "\ud800" escape lets them into a str).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why the text cannot be stored, or None."""
+    match = _UNSTORABLE.search(value)
+    if match is None:
+        return None
+    if match.group() == "\x00":
+        return "must not contain NUL characters"
+    return "must not contain unpaired surrogate characters"
+
+
+def json_problems(value: Any, path: str, problems: list[str], *, limit: int = 20) -> None:
+    """Report values that do not survive a trip through a JSON column unchanged.
+
+    YAML makes dates, bytes and sets, and both YAML and Python's json read NaN/Infinity;
+    databases refuse those (or NUL and unpaired surrogates in strings) with an error at
+    commit time, so they are caught here with their path instead.
+    """
+    if len(problems) >= limit:
+        return
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            problems.append(f"{path}: must be a finite number (NaN and infinity are not JSON)")
+    elif isinstance(value, str):
+        problem = text_problem(value)
+        if problem:
+            problems.append(f"{path}: {problem}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            json_problems(item, f"{path}[{index}]", problems, limit=limit)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                problems.append(f"{path or 'definition'}: key {key!r} must be a string (quote it)")
+                continue
+            problem = text_problem(key)
+            if problem:
+                problems.append(f"{path or 'definition'}: keys {problem}")
+                continue
+            json_problems(item, f"{path}.{key}" if path else key, problems, limit=limit)
+    else:
+        hint = " (quote dates and times)" if type(value).__name__ in ("date", "datetime") else ""
+        problems.append(f"{path}: a {_type_name(value)} is not a JSON value{hint}")
+
+
+def nesting_depth(value: Any) -> int:
+    """How many lists/objects deep `value` goes (iteratively: it must not recurse)."""
+    deepest = 0
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth <= MAX_NESTING:
+                children = item.values() if isinstance(item, dict) else item
+                pending.extend((child, depth) for child in children)
+    return deepest
+
+
 def detect_format(source: str) -> str:
     return "json" if source.lstrip().startswith(("{", "[")) else "yaml"
 
@@ -84,16 +155,30 @@ def parse_source(source: str, fmt: str | None = None) -> Any:
     """Parse YAML or JSON text; raise ParseError with the line of the first error."""
     if len(source) > MAX_SOURCE_CHARS:
         raise ParseError(f"source is {len(source)} characters; the limit is {MAX_SOURCE_CHARS}")
+    problem = text_problem(source)
+    if problem:
+        raise ParseError(f"source {problem}")
     fmt = fmt or detect_format(source)
+    parsed = _parse(source, fmt)
+    if nesting_depth(parsed) > MAX_NESTING:
+        raise ParseError(f"lists and objects are nested more than {MAX_NESTING} deep")
+    return parsed
+
+
+def _parse(source: str, fmt: str) -> Any:
     if fmt == "json":
         try:
             return json.loads(source)
         except json.JSONDecodeError as exc:
             raise ParseError(f"invalid JSON on line {exc.lineno}: {exc.msg}") from None
+        except RecursionError:
+            raise ParseError(f"lists and objects are nested more than {MAX_NESTING} deep") from None
     if fmt != "yaml":
         raise ParseError(f'unknown format "{fmt}" (expected "yaml" or "json")')
     try:
         return yaml.load(source, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise ParseError(f"lists and objects are nested more than {MAX_NESTING} deep") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" on line {mark.line + 1}" if mark is not None else ""
@@ -318,12 +403,14 @@ def validate_definition(definition: Any) -> list[str]:
     for key in ("description", "account"):
         if definition.get(key) is not None and not isinstance(definition[key], str):
             problems.append(f"{key}: must be a string")
-    for key, minimum in (("max_attempts", 1), ("timeout_seconds", 1)):
+    for key, minimum, maximum in LIMITS:
         value = definition.get(key)
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float) or value < minimum
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not minimum <= value <= maximum  # also False for NaN
         ):
-            problems.append(f"{key}: must be a number >= {minimum}")
+            problems.append(f"{key}: must be a number from {minimum} to {maximum}")
     validate_inputs_schema(definition.get("inputs"), problems)
     if "steps" not in definition:
         problems.append("steps: required")
@@ -331,6 +418,7 @@ def validate_definition(definition: Any) -> list[str]:
         _StepWalker(problems).steps(definition["steps"], "steps", 1)
     if "result" in definition:
         _templates_in(definition["result"], "result", problems)
+    json_problems(definition, "", problems)
     return problems
 
 

@@ -18,10 +18,14 @@ from sqlalchemy.orm import Session
 from shared.models import Account, Behavior, BehaviorVersion, utcnow
 
 from .definition import (
+    MAX_NESTING,
     ParseError,
     account_names,
     detect_format,
+    json_problems,
+    nesting_depth,
     parse_source,
+    text_problem,
     type_problem,
     validate_definition,
 )
@@ -67,6 +71,10 @@ def parse_and_validate(source: str, fmt: str | None = None) -> tuple[dict[str, A
 def account_problems(session: Session, definition: dict[str, Any]) -> list[str]:
     """Problems for account names in `definition` that no connected account has."""
     named = account_names(definition)
+    if not named:
+        return []
+    # Names that cannot be stored are reported by validate_definition; never query with them.
+    named = [(path, name) for path, name in named if text_problem(name) is None]
     if not named:
         return []
     wanted = {name for _, name in named}
@@ -174,6 +182,12 @@ def validate_payload(behavior: LoadedBehavior, payload: Any) -> tuple[dict[str, 
         payload = {}
     if not isinstance(payload, dict):
         return {}, ["payload: expected an object"]
+    if nesting_depth(payload) > MAX_NESTING:
+        return {}, [f"payload: lists and objects are nested more than {MAX_NESTING} deep"]
+    unstorable: list[str] = []
+    json_problems(payload, "payload", unstorable)
+    if unstorable:
+        return {}, unstorable
     try:
         size = len(json.dumps(payload, separators=(",", ":")).encode())
     except (TypeError, ValueError):

@@ -9,12 +9,26 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from flask import Blueprint, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .errors import ApiError, error_response
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+# Ids are INTEGER columns (32-bit on PostgreSQL); a larger number in a URL cannot name a row,
+# and the database drivers raise on it instead of finding nothing.
+MAX_ID = 2**31 - 1
+
+
+@api.before_request
+def _check_path_values() -> None:
+    # Runs after authentication (app before_request functions run before blueprint ones).
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, int) and not 0 <= value <= MAX_ID:
+            raise ApiError(404, "not_found", f"{name}: no such id")
+        if isinstance(value, str) and "\x00" in value:
+            raise ApiError(404, "not_found", f"{name}: no such name")
 
 
 @api.errorhandler(ApiError)
@@ -25,7 +39,25 @@ def _api_error(exc: ApiError) -> Any:
 @api.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Any:
     code = (exc.name or "error").lower().replace(" ", "_")
-    return error_response(exc.code or 500, code, exc.description or exc.name or "error")
+    response = error_response(exc.code or 500, code, exc.description or exc.name or "error")
+    _copy_headers(exc, response)
+    return response
+
+
+def _copy_headers(exc: HTTPException, response: Any) -> None:
+    """Keep the exception's own headers (405's Allow, 401's WWW-Authenticate) on the JSON body."""
+    for key, value in exc.get_headers():
+        if key.lower() not in ("content-type", "content-length"):
+            response.headers[key] = value
+
+
+@api.app_errorhandler(MethodNotAllowed)
+def _method_not_allowed(exc: MethodNotAllowed) -> Any:
+    # Routing errors happen before a blueprint is chosen, so the app's generic handler would
+    # answer them and drop the Allow header that RFC 9110 requires on a 405.
+    if not request.path.startswith(api.url_prefix or "/api/v1"):
+        return exc
+    return _http_error(exc)
 
 
 @api.errorhandler(Exception)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import request
@@ -161,13 +162,18 @@ def _save(source: str, fmt: str | None, expected_name: str | None = None) -> tup
 @api.post("/behaviors")
 def create_behavior() -> Any:
     source, fmt = _source_from_body(json_body())
-    from shared.behaviors.definition import ParseError, parse_source
+    from shared.behaviors.definition import NAME_RE, ParseError, parse_source
 
     try:
         parsed = parse_source(source, fmt)
     except ParseError:
         parsed = None
-    if isinstance(parsed, dict) and isinstance(parsed.get("name"), str):
+    # Only a valid name can clash; an invalid one (NUL, surrogates) must not reach a query.
+    if (
+        isinstance(parsed, dict)
+        and isinstance(parsed.get("name"), str)
+        and NAME_RE.match(parsed["name"])
+    ):
         exists = db().scalar(select(Behavior.id).where(Behavior.name == parsed["name"]))
         if exists is not None:
             raise ApiError(
@@ -229,7 +235,8 @@ def get_behavior(name: str) -> Any:
     version_arg = request.args.get("version")
     number = None
     if version_arg is not None:
-        if not version_arg.isdigit():
+        # ASCII digits that fit the column ("²".isdigit() is true, but int() refuses it).
+        if not re.fullmatch(r"[0-9]{1,9}", version_arg):
             raise validation_error(["version: expected a whole number"])
         number = int(version_arg)
     version = get_version(db(), name, number)

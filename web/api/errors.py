@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..errors import error_response
@@ -37,11 +38,25 @@ def json_body() -> dict[str, Any]:
     """The request's JSON object, or a 400 that says what was wrong."""
     from flask import request
 
-    if not request.data:
+    data = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH this raises 413
+    if not data:
         raise ApiError(400, "bad_request", "expected a JSON object body")
-    data = request.get_json(silent=True)
-    if data is None:
-        raise ApiError(400, "bad_request", "the body is not valid JSON")
-    if not isinstance(data, dict):
+    if not request.is_json:
+        raise ApiError(
+            400, "bad_request", "send the body as JSON with Content-Type: application/json"
+        )
+    try:
+        # Not request.get_json(): its silent mode lets RecursionError (deeply nested arrays)
+        # through as a 500, and it accepts NaN/Infinity, which are not JSON.
+        body = json.loads(data, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ApiError(400, "bad_request", "the body is nested too deeply") from None
+    except ValueError:  # also UnicodeDecodeError and the int digit limit
+        raise ApiError(400, "bad_request", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "expected a JSON object body")
-    return data
+    return body
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

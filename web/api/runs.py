@@ -15,6 +15,8 @@ from .errors import ApiError, json_body, not_found, validation_error
 from .openapi import document, schema
 
 MAX_LIMIT = 200
+RUN_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+BEHAVIOR_NAME = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
 def _enqueue(run_id: int) -> None:
@@ -126,6 +128,7 @@ document(
         },
     },
     status=202,
+    params=BEHAVIOR_NAME,
 )
 
 
@@ -142,6 +145,9 @@ def list_runs() -> Any:
     except ValueError:
         problems.append(f"limit: expected a whole number from 1 to {MAX_LIMIT}")
         limit = 50
+    behavior = request.args.get("behavior") or None
+    if behavior is not None and "\x00" in behavior:
+        problems.append("behavior: must not contain NUL characters")
     before = None
     cursor = request.args.get("cursor")
     if cursor:
@@ -152,7 +158,7 @@ def list_runs() -> Any:
         raise validation_error(problems, "bad query parameters")
     rows = runs.list_runs(
         db(),
-        behavior=request.args.get("behavior") or None,
+        behavior=behavior,
         status=status,
         limit=limit + 1,
         before_id=before,
@@ -191,12 +197,18 @@ document(
 )
 
 
-@api.get("/runs/<int:run_id>")
-def get_run(run_id: int) -> Any:
-    return jsonify(runs.run_to_dict(_load(run_id)))
+@api.get("/runs/<int:id>")
+def get_run(id: int) -> Any:  # noqa: A002 - SPEC's /runs/<id>
+    return jsonify(runs.run_to_dict(_load(id)))
 
 
-document("/runs/{id}", "GET", "One run with its steps and attempts", response=RUN_SCHEMA)
+document(
+    "/runs/{id}",
+    "GET",
+    "One run with its steps and attempts",
+    response=RUN_SCHEMA,
+    params=RUN_ID,
+)
 
 
 def _change(run_id: int, action: str) -> Any:
@@ -227,19 +239,19 @@ def _change(run_id: int, action: str) -> Any:
     return jsonify(runs.run_to_dict(_load(run.id))), status
 
 
-@api.post("/runs/<int:run_id>/retry")
-def retry_run(run_id: int) -> Any:
-    return _change(run_id, "retry")
+@api.post("/runs/<int:id>/retry")
+def retry_run(id: int) -> Any:  # noqa: A002 - SPEC's /runs/<id>
+    return _change(id, "retry")
 
 
-@api.post("/runs/<int:run_id>/cancel")
-def cancel_run(run_id: int) -> Any:
-    return _change(run_id, "cancel")
+@api.post("/runs/<int:id>/cancel")
+def cancel_run(id: int) -> Any:  # noqa: A002 - SPEC's /runs/<id>
+    return _change(id, "cancel")
 
 
-@api.post("/runs/<int:run_id>/replay")
-def replay_run(run_id: int) -> Any:
-    return _change(run_id, "replay")
+@api.post("/runs/<int:id>/replay")
+def replay_run(id: int) -> Any:  # noqa: A002 - SPEC's /runs/<id>
+    return _change(id, "replay")
 
 
 document(
@@ -248,12 +260,14 @@ document(
     "Queue a failed or cancelled run again (a new attempt, same payload)",
     response=RUN_SCHEMA,
     status=202,
+    params=RUN_ID,
 )
 document(
     "/runs/{id}/cancel",
     "POST",
     "Cancel a queued or waiting run now, a running one at its next step",
     response=RUN_SCHEMA,
+    params=RUN_ID,
 )
 document(
     "/runs/{id}/replay",
@@ -261,4 +275,5 @@ document(
     "Start a new run of the same behavior from the same payload",
     response=RUN_SCHEMA,
     status=202,
+    params=RUN_ID,
 )

@@ -21,7 +21,7 @@ _FIELDS: dict[str, Any] = {
     "provider": {"type": "string", "enum": ["salesforce"]},
     "client_id": {"type": "string"},
     "login_url": {"type": "string", "format": "uri", "default": "https://login.salesforce.com"},
-    "api_version": {"type": "string", "pattern": r"^\d{2,3}\.0$", "default": "62.0"},
+    "api_version": {"type": "string", "pattern": r"^[0-9]{2,3}\.0$", "default": "62.0"},
     "scopes": {"type": "string", "default": "api refresh_token offline_access"},
     "session_timeout_minutes": {"type": "integer", "minimum": 15, "maximum": 1440, "default": 120},
     "use_introspection": {"type": "boolean", "default": False},

@@ -1,0 +1,209 @@
+"""The OpenAPI document matches the routes, is structurally valid OpenAPI 3.1, and every error
+the routing layer produces (404, 405, 413) keeps SPEC's error format."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+PREFIX = "/api/v1"
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+RESPONSE_KEY = re.compile(r"^(default|[1-5]XX|[1-5][0-9]{2})$")
+TEMPLATE_PARAM = re.compile(r"\{([^}/]+)\}")
+
+
+def openapi_path(rule: str) -> str:
+    """Flask's `/runs/<int:run_id>` (any converter, with arguments too) as `/runs/{run_id}`."""
+    return re.sub(r"<(?:[^:<>]+:)?([A-Za-z_][A-Za-z0-9_]*)>", r"{\1}", rule)
+
+
+def api_routes(app: Any) -> set[tuple[str, str]]:
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(PREFIX + "/"):
+            continue
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            routes.add((openapi_path(rule.rule[len(PREFIX) :]), method.lower()))
+    return routes
+
+
+def documented(spec: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (path, method)
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
+    }
+
+
+@pytest.fixture
+def spec(api: Any) -> dict[str, Any]:
+    response = api.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.is_json
+    return response.get_json()
+
+
+def test_openapi_path_conversion() -> None:
+    assert openapi_path("/runs/<int:run_id>/retry") == "/runs/{run_id}/retry"
+    assert openapi_path("/behaviors/<name>") == "/behaviors/{name}"
+    assert openapi_path("/x/<int(min=1):x_id>") == "/x/{x_id}"
+
+
+def test_every_route_is_documented(app: Any, spec: dict[str, Any]) -> None:
+    missing = api_routes(app) - documented(spec)
+    assert not missing, f"routes missing from openapi.json: {sorted(missing)}"
+
+
+def test_every_documented_operation_exists(app: Any, spec: dict[str, Any]) -> None:
+    extra = documented(spec) - api_routes(app)
+    assert not extra, f"openapi.json documents operations that do not exist: {sorted(extra)}"
+
+
+def _resolve(spec: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), f"only local $refs are used: {ref}"
+    node: Any = spec
+    for part in ref[2:].split("/"):
+        assert isinstance(node, dict) and part in node, f"$ref {ref} does not resolve"
+        node = node[part]
+    return node
+
+
+def _refs(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        found = [value["$ref"]] if isinstance(value.get("$ref"), str) else []
+        for item in value.values():
+            found += _refs(item)
+        return found
+    if isinstance(value, list):
+        return [ref for item in value for ref in _refs(item)]
+    return []
+
+
+def test_document_is_structurally_valid_openapi_31(spec: dict[str, Any]) -> None:
+    problems: list[str] = []
+    if not re.fullmatch(r"3\.1\.\d+", str(spec.get("openapi"))):
+        problems.append(f"openapi: expected 3.1.x, got {spec.get('openapi')!r}")
+    info = spec.get("info")
+    if not isinstance(info, dict) or not info.get("title") or not info.get("version"):
+        problems.append("info: title and version are required")
+    assert isinstance(spec.get("paths"), dict) and spec["paths"], "paths: required"
+    schemes = spec.get("components", {}).get("securitySchemes", {})
+    for requirement in spec.get("security", []):
+        for name in requirement:
+            if name not in schemes:
+                problems.append(f"security: unknown scheme {name!r}")
+    seen_operation_ids: set[str] = set()
+    for path, item in spec["paths"].items():
+        if not path.startswith("/"):
+            problems.append(f"{path}: paths start with /")
+        template_params = set(TEMPLATE_PARAM.findall(path))
+        for method, op in item.items():
+            where = f"{method.upper()} {path}"
+            if method not in HTTP_METHODS:
+                if method not in ("parameters", "summary", "description", "servers", "$ref"):
+                    problems.append(f"{path}.{method}: not an OpenAPI path item field")
+                continue
+            if not isinstance(op.get("summary", ""), str):
+                problems.append(f"{where}: summary must be a string")
+            if op.get("operationId"):
+                if op["operationId"] in seen_operation_ids:
+                    problems.append(f"{where}: duplicate operationId {op['operationId']}")
+                seen_operation_ids.add(op["operationId"])
+            responses = op.get("responses")
+            if not isinstance(responses, dict) or not responses:
+                problems.append(f"{where}: responses required")
+                responses = {}
+            for status, response in responses.items():
+                if not RESPONSE_KEY.match(str(status)):
+                    problems.append(f"{where}: bad response key {status!r}")
+                if "$ref" not in response and not isinstance(response.get("description"), str):
+                    problems.append(f"{where} {status}: description required")
+            declared: dict[tuple[str, str], dict[str, Any]] = {}
+            for param in [*item.get("parameters", []), *op.get("parameters", [])]:
+                if "$ref" in param:
+                    param = _resolve(spec, param["$ref"])
+                if param.get("in") not in ("path", "query", "header", "cookie"):
+                    problems.append(f"{where}: parameter {param.get('name')} has bad 'in'")
+                if "schema" not in param and "content" not in param:
+                    problems.append(f"{where}: parameter {param.get('name')} needs a schema")
+                declared[(param.get("in"), param.get("name"))] = param
+            path_params = {name for (where_in, name) in declared if where_in == "path"}
+            for name in template_params - path_params:
+                problems.append(f"{where}: path parameter {{{name}}} is not declared")
+            for name in path_params - template_params:
+                problems.append(f"{where}: parameter {name} is not in the path")
+            for name in path_params & template_params:
+                if declared[("path", name)].get("required") is not True:
+                    problems.append(f"{where}: path parameter {name} must be required")
+            body = op.get("requestBody")
+            if body is not None and not isinstance(body.get("content"), dict):
+                problems.append(f"{where}: requestBody needs content")
+    for ref in _refs(spec):
+        _resolve(spec, ref)
+    assert not problems, "\n".join(problems)
+
+
+def test_error_schema_is_the_spec_format(spec: dict[str, Any]) -> None:
+    error = spec["components"]["schemas"]["Error"]
+    inner = error["properties"]["error"]
+    assert set(inner["properties"]) == {"code", "message", "details"}
+    assert set(inner["required"]) >= {"code", "message"}
+
+
+# --------------------------------------------------------------------------- routing errors
+
+
+def assert_spec_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.is_json, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) <= {"code", "message", "details"}
+    assert isinstance(body["error"]["code"], str) and body["error"]["code"]
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code
+    return body
+
+
+def test_every_wrong_method_is_405_in_spec_format(app: Any, api: Any) -> None:
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(PREFIX + "/"):
+            continue
+        path = re.sub(r"<int[^>]*>", "1", rule.rule[len(PREFIX) :])
+        path = re.sub(r"<[^>]+>", "x", path)
+        for method in {"GET", "POST", "PUT", "PATCH", "DELETE"}:
+            # Another rule may serve the same URL with this method (e.g. /behaviors/x/runs).
+            adapter = app.url_map.bind("localhost")
+            try:
+                adapter.match(PREFIX + path, method=method)
+                continue
+            except Exception:  # noqa: BLE001 - werkzeug raises MethodNotAllowed or NotFound
+                pass
+            response = getattr(api, method.lower())(path)
+            body = assert_spec_error(response, 405, "method_not_allowed")
+            assert "Allow" in response.headers, body
+            checked += 1
+    assert checked >= 10
+
+
+def test_unknown_api_path_is_404_in_spec_format(api: Any) -> None:
+    assert_spec_error(api.get("/no-such-thing"), 404, "not_found")
+    assert_spec_error(api.get("/services/not-a-number"), 404, "not_found")
+
+
+def test_body_over_max_content_length_is_413_in_spec_format(app: Any, api: Any) -> None:
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    body = b'{"name": "' + b"a" * limit + b'"}'
+    for path in ("/services", "/behaviors", "/accounts/link", "/packages"):
+        response = api.post(path, data=body, content_type="application/json")
+        assert_spec_error(response, 413)
+
+
+def test_unauthenticated_error_is_in_spec_format(client: Any) -> None:
+    assert_spec_error(client.get(f"{PREFIX}/services"), 401, "unauthorized")
+    assert_spec_error(client.post(f"{PREFIX}/services", json={}), 401, "unauthorized")
