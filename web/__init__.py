@@ -69,8 +69,23 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             from .errors import error_response
 
             code = (exc.name or "error").lower().replace(" ", "_")
-            return error_response(exc.code or 500, code, exc.description or "error")
-        return exc
+            response = error_response(exc.code or 500, code, exc.description or "error")
+            for name, value in exc.get_headers():
+                if name.lower() != "content-type":
+                    response.headers[name] = value  # e.g. Allow on a 405
+            return response
+        if exc.code is None or exc.code < 400:
+            return exc  # redirects raised as exceptions (e.g. RequestRedirect)
+        from flask import render_template
+        from flask_wtf.csrf import CSRFError
+
+        hint = None
+        if isinstance(exc, CSRFError):
+            hint = (
+                "The form's security token is missing or expired (the page was open for a "
+                "long time, or cookies are blocked). Go back, reload the page and try again."
+            )
+        return render_template("error.html", error=exc, hint=hint), exc.code
 
     @app.teardown_appcontext
     def _close_db(_exc: BaseException | None) -> None:

@@ -133,3 +133,16 @@ def test_session_cookie_is_secure_when_the_public_url_is_https(settings, runtime
 def _csrf_https(client):
     page = client.get("/login", base_url="https://bot.example").get_data(as_text=True)
     return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+
+
+def test_page_errors_render_in_the_layout(client, logged_in):
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404
+    assert "404 · Not Found" in missing.get_data(as_text=True)
+    assert "Back to the dashboard" in missing.get_data(as_text=True)
+
+
+def test_csrf_failure_says_what_to_do(client, auth):
+    response = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+    assert response.status_code == 400
+    assert "reload the page and try again" in response.get_data(as_text=True)
