@@ -16,27 +16,17 @@ from shared.migrate import upgrade
 from shared.runtime import Runtime
 
 
-def _link(runtime: Runtime, sim, redirect: str) -> int:  # type: ignore[no-untyped-def]
-    from shared.accounts import apply_token_response
-    from shared.models import Account, Service
-    from tests.conftest import SIM_CLIENT_ID, SIM_CLIENT_SECRET, sim_token_response
+def _link(runtime: Runtime, sim, callback_url: str) -> int:  # type: ignore[no-untyped-def]
+    """Link an account through the product's own flow (the one `up --demo` uses)."""
+    from forcebot.demo import DEMO_ACCOUNT, link_demo, prepare_demo
+    from shared.models import Account
 
-    sim.control.register_app(SIM_CLIENT_ID, SIM_CLIENT_SECRET, [redirect], auto_approve=True)
-    token = sim_token_response(sim, redirect)
-    with runtime.Session.begin() as session:
-        service = Service(
-            name="bench",
-            client_id=SIM_CLIENT_ID,
-            client_secret_enc=runtime.crypto.encrypt(SIM_CLIENT_SECRET),
-            login_url=sim.login_url,
-        )
-        session.add(service)
-        session.flush()
-        account = Account(service_id=service.id, name="bench", user_id="u", organization_id="o")
-        apply_token_response(account, token, runtime.crypto, service)
-        session.add(account)
-        session.flush()
-        return account.id
+    client_id, secret = prepare_demo(runtime, sim.login_url)
+    sim.control.register_app(client_id, secret, [callback_url])
+    for _ in link_demo(runtime, callback_url, sim.login_url):
+        pass
+    with runtime.Session() as session:
+        return session.query(Account.id).filter_by(name=DEMO_ACCOUNT).scalar()
 
 
 def run(repeat: int = 300) -> float:

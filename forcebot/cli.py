@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
-from shared.config import ConfigError, Settings
+from shared.config import ConfigError, Settings, run_timings
 
 
 def fail(message: str, status: int = 2) -> NoReturn:
@@ -23,9 +23,11 @@ def fail(message: str, status: int = 2) -> NoReturn:
 
 def load_settings() -> Settings:
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
+        run_timings()  # a malformed FORCEBOT_RUN_* fails now, not in the first task
     except ConfigError as exc:
         fail(str(exc))
+    return settings
 
 
 def checked_database(settings: Settings) -> None:
@@ -36,29 +38,22 @@ def checked_database(settings: Settings) -> None:
 
     if settings.is_sqlite:
         settings.instance_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure is reported the same way
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
-        fail(f"FORCEBOT_DATABASE_URL: cannot connect to the database ({reason})")
-    finally:
-        engine.dispose()
-    _check_encryption_keys(settings)
-
-
-def _check_encryption_keys(settings: Settings) -> None:
-    """Fail at start-up, not at the first refresh, when stored secrets don't decrypt."""
     from shared.crypto import Crypto
-    from shared.db import make_engine
     from shared.keys import KeysMismatch, check_stored_secrets
 
     engine = make_engine(settings.database_url)
     try:
-        check_stored_secrets(engine, Crypto(settings.encryption_keys))
-    except KeysMismatch as exc:
-        fail(str(exc))
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure is reported the same way
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+            fail(f"FORCEBOT_DATABASE_URL: cannot connect to the database ({reason})")
+        # Fail at start-up, not at the first refresh, when stored secrets don't decrypt.
+        try:
+            check_stored_secrets(engine, Crypto(settings.encryption_keys))
+        except KeysMismatch as exc:
+            fail(str(exc))
     finally:
         engine.dispose()
 
@@ -259,13 +254,8 @@ def _load_behavior_modules(settings: Settings) -> None:
             fail(f"FORCEBOT_BEHAVIOR_MODULES: cannot import {name!r} ({exc})")
 
 
-# Feature commands live beside this module, one module per concern.
-for _module in ("keys", "behaviors", "runs"):
-    try:
-        importlib.import_module(f"forcebot.commands.{_module}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"forcebot.commands.{_module}":
-            raise
+# Feature commands live beside this module, one module per concern; importing registers them.
+from .commands import behaviors, keys, runs  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -83,10 +83,6 @@ class Child:
             list(self.argv), env=self.env, start_new_session=True
         )
 
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def signal_group(self, sig: int) -> None:
         if self.process is None:
             return
@@ -152,9 +148,7 @@ class Supervisor:
             child.signal_group(signal.SIGTERM)
             self._wait(child, GRACE_SECONDS)
         for child in self.children:
-            if child.running:
-                child.signal_group(signal.SIGKILL)
-            # Gather the group's leftovers (a prefork child that ignored SIGTERM).
+            # Whatever is left of each group (a child, or a prefork worker that ignored SIGTERM).
             child.signal_group(signal.SIGKILL)
             if child.process is not None:
                 child.process.wait()

@@ -8,6 +8,7 @@ import sys
 import click
 
 from shared.config import EMBEDDED_REDIS_MARKER, Settings
+from shared.runtime import Runtime
 
 from .cli import checked_database
 from .supervisor import Child, Supervisor, embedded_redis_command, free_port, wait_for_port
@@ -15,24 +16,20 @@ from .supervisor import Child, Supervisor, embedded_redis_command, free_port, wa
 DEMO_SIMULATOR_PORT = 18443
 
 
-def ensure_first_admin(settings: Settings) -> tuple[str, str | None] | None:
+def ensure_first_admin(runtime: Runtime) -> tuple[str, str | None] | None:
     """Create the first admin when there is none; return (email, generated password)."""
     from sqlalchemy import func, select
 
     from shared.auth import create_admin, generate_password
     from shared.models import Admin
-    from shared.runtime import Runtime
 
-    runtime = Runtime(settings)
-    try:
-        with runtime.Session.begin() as session:
-            if session.scalar(select(func.count()).select_from(Admin)):
-                return None
-            email = settings.admin_email or "admin@localhost"
-            password = settings.admin_password or generate_password()
-            create_admin(session, email, password)
-    finally:
-        runtime.close()
+    settings = runtime.settings
+    with runtime.Session.begin() as session:
+        if session.scalar(select(func.count()).select_from(Admin)):
+            return None
+        email = settings.admin_email or "admin@localhost"
+        password = settings.admin_password or generate_password()
+        create_admin(session, email, password)
     return email, (None if settings.admin_password else password)
 
 
@@ -42,14 +39,24 @@ def run_up(settings: Settings, *, demo: bool, port: int, host: str) -> int:
     settings.instance_dir.mkdir(parents=True, exist_ok=True)
     checked_database(settings)
     upgrade(settings.database_url)
-    first_admin = ensure_first_admin(settings)
+    # This process's own database work (first admin, demo setup); the children build theirs.
+    runtime = Runtime(settings)
+    try:
+        return _run(settings, runtime, demo=demo, port=port, host=host)
+    finally:
+        runtime.close()
 
+
+def _run(settings: Settings, runtime: Runtime, *, demo: bool, port: int, host: str) -> int:
+    first_admin = ensure_first_admin(runtime)
     env = dict(os.environ)
     env["FORCEBOT_INSTANCE_DIR"] = str(settings.instance_dir)
+    reachable_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     public_url = settings.public_url
     if "FORCEBOT_PUBLIC_URL" not in os.environ:
-        public_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        public_url = f"http://{reachable_host}:{port}"
         env["FORCEBOT_PUBLIC_URL"] = public_url
+    callback_url = public_url.rstrip("/") + "/oauth/callback"
     me = [sys.executable, "-m", "forcebot"]
     supervisor = Supervisor(echo=lambda line: click.echo(line, err=True))
 
@@ -74,25 +81,24 @@ def run_up(settings: Settings, *, demo: bool, port: int, host: str) -> int:
             from .demo import link_demo, prepare_demo
 
             sim_url = f"http://127.0.0.1:{sim_port}"
-            child_settings = Settings.from_env(env)
-            client_id, secret = prepare_demo(child_settings, sim_url)
+            client_id, secret = prepare_demo(runtime, sim_url)
             sim_env = {
                 **env,
                 "FORCEBOT_DEMO_CLIENT_ID": client_id,
                 "FORCEBOT_DEMO_CLIENT_SECRET": secret,
-                "FORCEBOT_DEMO_REDIRECT_URI": child_settings.oauth_callback_url,
+                "FORCEBOT_DEMO_REDIRECT_URI": callback_url,
             }
             supervisor.add(
                 Child("simulator", [*me, "simulator", "--demo", "--port", str(sim_port)], sim_env),
                 wait_port=("127.0.0.1", sim_port + 1),
             )
             click.echo(f"Salesforce simulator: {sim_url} (a simulated org, in memory)")
-            for line in link_demo(child_settings, sim_url):
+            for line in link_demo(runtime, callback_url, sim_url):
                 click.echo(line)
 
         supervisor.add(
             Child("web", [*me, "web", "--host", host, "--port", str(port), "--workers", "1"], env),
-            wait_port=("127.0.0.1" if host in ("0.0.0.0", "::") else host, port),
+            wait_port=(reachable_host, port),
         )
         supervisor.add(Child("worker", [*me, "worker", "--concurrency", "2"], env))
         supervisor.add(Child("beat", [*me, "beat", "--loglevel", "WARNING"], env))

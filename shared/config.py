@@ -130,8 +130,6 @@ class Settings:
     run_retention_days: int = 30
     run_max_attempts: int = 5
     log_level: str = "INFO"
-    testing: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
     # True when FORCEBOT_REDIS_URL is unset: `forcebot up` owns an embedded Redis, and
     # `redis_url` (if any) is the one a running `up` published in the instance directory.
     redis_is_embedded: bool = False

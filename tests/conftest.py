@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -164,7 +165,6 @@ def make_settings(
         public_url="http://127.0.0.1:5000",
         secret_key=SESSION_SECRET,
         encryption_keys=list(SESSION_KEYS),
-        testing=True,
     )
     values.update(extra)
     return Settings(**values)
@@ -306,37 +306,74 @@ def api(client: Any, api_token: str) -> ApiClient:
 # --------------------------------------------------------------------------- worker processes
 
 
-class WorkerProcess:
-    """A real `forcebot worker` in its own process group."""
+class ChildProcess:
+    """A `forcebot` subcommand in its own process group, logging to a file."""
+
+    def __init__(self, env: dict[str, str], log_name: str) -> None:
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = Path(env["FORCEBOT_INSTANCE_DIR"]) / f"{log_name}-{os.getpid()}.log"
+
+    def spawn(self, *args: str) -> None:
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the fd
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "forcebot", *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=ROOT,
+            )
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole group (main process and pool children): a crash, not a stop."""
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(15)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+class WorkerProcess(ChildProcess):
+    """A real `forcebot worker`."""
 
     def __init__(self, env: dict[str, str], concurrency: int = 2, name: str = "w1") -> None:
-        self.env = env
+        super().__init__(env, f"worker-{name}")
         self.concurrency = concurrency
         self.name = name
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = Path(env["FORCEBOT_INSTANCE_DIR"]) / f"worker-{name}-{os.getpid()}.log"
 
     def start(self) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.hostname_prefix = f"{self.name}-{uuid.uuid4().hex[:6]}@"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "forcebot",
-                "worker",
-                "--concurrency",
-                str(self.concurrency),
-                "--name",
-                f"{self.hostname_prefix}%h",
-                "--loglevel",
-                "INFO",
-            ],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=ROOT,
+        self.spawn(
+            "worker",
+            "--concurrency",
+            str(self.concurrency),
+            "--name",
+            f"{self.hostname_prefix}%h",
+            "--loglevel",
+            "INFO",
         )
         try:
             self.wait_ready()
@@ -371,40 +408,6 @@ class WorkerProcess:
         finally:
             client.close()
         raise RuntimeError(f"worker did not start; log: {self.log_tail()}")
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL the whole group (main process and pool children): a crash, not a stop."""
-        import signal
-
-        if self.process is not None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait(10)
-
-    def stop(self) -> None:
-        import signal
-
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            self.kill()
 
     def ensure_running(self) -> None:
         if not self.alive:
@@ -486,48 +489,23 @@ def sim(_simulator: Any, settings: Settings) -> Any:
 
 
 def sim_token_response(sim: Any, redirect_uri: str, scope: str = "api refresh_token") -> dict:
-    """Authorize (auto-approved, PKCE) and exchange the code at the simulator, as tests' setup."""
-    import base64
-    import hashlib
-    import secrets
+    """Authorize (auto-approved, PKCE) and exchange the code at the simulator, as tests' setup.
+
+    Uses the product's own OAuth helpers, minus the web callback and the account bookkeeping.
+    """
     from urllib.parse import parse_qs, urlsplit
 
     import requests
 
-    verifier = secrets.token_urlsafe(48)
-    challenge = (
-        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    )
-    response = requests.get(
-        f"{sim.login_url}/services/oauth2/authorize",
-        params={
-            "response_type": "code",
-            "client_id": SIM_CLIENT_ID,
-            "redirect_uri": redirect_uri,
-            "scope": scope,
-            "state": "s",
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        },
-        allow_redirects=False,
-        timeout=10,
-    )
+    from shared.salesforce import oauth
+
+    request = oauth.authorization_request(sim.login_url, SIM_CLIENT_ID, redirect_uri, scope)
+    response = requests.get(request.url, allow_redirects=False, timeout=10)
     assert response.status_code in (302, 303), response.text
     code = parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
-    token = requests.post(
-        f"{sim.login_url}/services/oauth2/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "client_id": SIM_CLIENT_ID,
-            "client_secret": SIM_CLIENT_SECRET,
-            "redirect_uri": redirect_uri,
-            "code_verifier": verifier,
-        },
-        timeout=10,
+    return oauth.exchange_code(
+        sim.login_url, SIM_CLIENT_ID, SIM_CLIENT_SECRET, redirect_uri, code, request.code_verifier
     )
-    assert token.status_code == 200, token.text
-    return token.json()
 
 
 @pytest.fixture

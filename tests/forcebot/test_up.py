@@ -144,3 +144,42 @@ def test_processes_need_a_redis_url(tmp_path, command):
     assert result.returncode == 2
     assert "FORCEBOT_REDIS_URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_links_an_account_and_a_trigger_runs_end_to_end(tmp_path):
+    proc, port = _start(tmp_path, "--demo")
+    try:
+        poll(lambda: _healthy(port), timeout=90, interval=0.2, message="/healthz")
+        output = (tmp_path / "up.log").read_text()
+        assert "Demo account 'demo' linked to the simulated org (admin@acme.sim" in output
+        assert "find-contact-by-email, create-lead, create-case-for-email" in output
+        # Another command on the instance reaches the embedded Redis and follows the run.
+        result = subprocess.run(
+            [sys.executable, "-m", "forcebot", "trigger", "find-contact-by-email"]
+            + ["--payload", '{"email": "ada@acme.example"}', "--wait"],
+            env=_env(tmp_path / "instance"),
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=90,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Lovelace" in result.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+
+
+def test_malformed_run_timing_fails_at_start_up(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "forcebot", "db", "upgrade"],
+        env=_env(tmp_path, FORCEBOT_RUN_RETRY_BASE_SECONDS="soon"),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "forcebot: FORCEBOT_RUN_RETRY_BASE_SECONDS: expected a number of seconds (got 'soon')"
+    )
