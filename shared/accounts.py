@@ -33,8 +33,15 @@ def token_update_values(
     *,
     expires_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Column values for a token response (for an UPDATE); no `refresh_token_enc` if none came."""
-    values: dict[str, Any] = {"access_token_enc": crypto.encrypt(str(token["access_token"]))}
+    """Column values for a token response (for an UPDATE), status active included.
+
+    No `refresh_token_enc` if none came.
+    """
+    values: dict[str, Any] = {
+        "access_token_enc": crypto.encrypt(str(token["access_token"])),
+        "status": ACTIVE,
+        "status_reason": None,
+    }
     if token.get("refresh_token"):
         values["refresh_token_enc"] = crypto.encrypt(str(token["refresh_token"]))
     if token.get("instance_url"):
@@ -65,5 +72,3 @@ def apply_token_response(
     for name, value in token_update_values(token, crypto, service, expires_at=expires_at).items():
         setattr(account, name, value)
     account.token_version = (account.token_version or 0) + 1
-    account.status = ACTIVE
-    account.status_reason = None

@@ -46,10 +46,6 @@ def _state() -> SimState:
     return current_app.config["SIM_STATE"]
 
 
-def _role() -> str:
-    return current_app.config["SIM_ROLE"]
-
-
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     resp = Response(json.dumps(body), status=status, mimetype="application/json")
     for key, value in (headers or {}).items():
@@ -87,7 +83,6 @@ def _presented_token() -> str | None:
 
 def _install_plumbing(app: Flask, state: SimState, role: str) -> None:
     app.config["SIM_STATE"] = state
-    app.config["SIM_ROLE"] = role
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     @app.before_request
@@ -422,6 +417,18 @@ def _identity_urls(user_id: str) -> dict[str, str]:
     }
 
 
+def _profile_tail(user_id: str) -> dict[str, Any]:
+    """The fields userinfo and the identity URL both end with."""
+    return {
+        "urls": _identity_urls(user_id),
+        "active": True,
+        "user_type": "STANDARD",
+        "language": "en_US",
+        "locale": "en_GB",
+        "utcOffset": 0,
+    }
+
+
 @oauth_bp.route("/services/oauth2/userinfo", methods=["GET", "POST"])
 def userinfo() -> Response:
     state = _state()
@@ -441,12 +448,7 @@ def userinfo() -> Response:
             "given_name": user.first_name,
             "family_name": user.last_name,
             "zoneinfo": "Europe/London",
-            "urls": _identity_urls(user.user_id),
-            "active": True,
-            "user_type": "STANDARD",
-            "language": "en_US",
-            "locale": "en_GB",
-            "utcOffset": 0,
+            **_profile_tail(user.user_id),
         }
     )
 
@@ -474,12 +476,7 @@ def identity(org_id: str, user_id: str) -> Response:
             "last_name": user.last_name,
             "timezone": "Europe/London",
             "status": {"created_date": None, "body": None},
-            "urls": _identity_urls(user.user_id),
-            "active": True,
-            "user_type": "STANDARD",
-            "language": "en_US",
-            "locale": "en_GB",
-            "utcOffset": 0,
+            **_profile_tail(user.user_id),
             "last_modified_date": fmt_dt(state.now()),
             "is_app_installed": True,
         }

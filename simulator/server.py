@@ -50,19 +50,12 @@ class SimulatorServer:
         if self._servers:
             return self
         handler = _QuietHandler if self.quiet else None
-        login = make_server(
-            self.host,
-            self.login_port,
-            create_login_app(self.state),
-            threaded=True,
-            request_handler=handler,
-        )
-        instance = make_server(
-            self.host,
-            self.instance_port,
-            create_instance_app(self.state),
-            threaded=True,
-            request_handler=handler,
+        login, instance = (
+            make_server(self.host, port, app, threaded=True, request_handler=handler)
+            for port, app in (
+                (self.login_port, create_login_app(self.state)),
+                (self.instance_port, create_instance_app(self.state)),
+            )
         )
         self._servers = [login, instance]
         self.login_port = login.server_port

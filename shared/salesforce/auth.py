@@ -16,6 +16,8 @@ without one (hiding whether Salesforce rotated it).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -82,12 +84,19 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def load_state(runtime: Runtime, account_id: int) -> TokenState:
-    """Read the account (short transaction) and decrypt its access token."""
+@contextmanager
+def _read_account(runtime: Runtime, account_id: int) -> Iterator[Account]:
+    """The account with its service, in a short read-only session."""
     with runtime.Session() as session:
         account = session.get(Account, account_id, options=[joinedload(Account.service)])
         if account is None:
             raise NeedsReauth(f"account {account_id} does not exist", error_code="not_found")
+        yield account
+
+
+def load_state(runtime: Runtime, account_id: int) -> TokenState:
+    """Read the account (short transaction) and decrypt its access token."""
+    with _read_account(runtime, account_id) as account:
         service = account.service
         return TokenState(
             account_id=account.id,
@@ -113,10 +122,7 @@ def load_state(runtime: Runtime, account_id: int) -> TokenState:
 @dataclass(frozen=True)
 class _Credentials:
     version: int
-    status: str
-    status_reason: str | None
     refresh_token: str | None
-    access_token: str | None
     client_id: str
     client_secret: str
     login_url: str
@@ -125,18 +131,12 @@ class _Credentials:
 
 
 def _load_credentials(runtime: Runtime, account_id: int) -> _Credentials:
-    with runtime.Session() as session:
-        account = session.get(Account, account_id, options=[joinedload(Account.service)])
-        if account is None:
-            raise NeedsReauth(f"account {account_id} does not exist", error_code="not_found")
+    # Closing the session detaches the service with its columns loaded, for store_refreshed.
+    with _read_account(runtime, account_id) as account:
         service = account.service
-        session.expunge(service)
         return _Credentials(
             version=account.token_version or 0,
-            status=account.status,
-            status_reason=account.status_reason,
             refresh_token=runtime.crypto.decrypt_optional(account.refresh_token_enc),
-            access_token=runtime.crypto.decrypt_optional(account.access_token_enc),
             client_id=service.client_id,
             client_secret=runtime.crypto.decrypt(service.client_secret_enc),
             login_url=service.login_url.rstrip("/"),
@@ -216,10 +216,13 @@ def introspect_expiry(
     )
     if response.status_code != 200:
         raise SalesforceError.from_response(response)
-    data = response.json()
-    if not isinstance(data, dict) or not data.get("active") or not data.get("exp"):
-        return None
-    return datetime.fromtimestamp(int(data["exp"]), tz=UTC)
+    try:
+        data = response.json()
+        if isinstance(data, dict) and data.get("active") and data.get("exp"):
+            return datetime.fromtimestamp(int(data["exp"]), tz=UTC)
+    except (TypeError, ValueError, OverflowError):
+        pass  # an odd answer only costs the sharper expiry, never the refreshed token
+    return None
 
 
 def store_refreshed(
@@ -233,12 +236,9 @@ def store_refreshed(
 ) -> bool:
     """Compare-and-swap the new tokens onto the row; False if a newer token is already there."""
     values = token_update_values(token, runtime.crypto, service, expires_at=expires_at)
-    now = utcnow()
     values.update(
         token_version=Account.token_version + 1,
-        status=ACTIVE,
-        status_reason=None,
-        last_refresh_at=now,
+        last_refresh_at=utcnow(),
         refresh_count=Account.refresh_count + 1,
         last_refresh_error=None,
         consecutive_refresh_failures=0,
@@ -363,8 +363,6 @@ class TokenManager:
             elif not state.due():
                 return state
         creds = _load_credentials(self.runtime, self.account_id)
-        if creds.version != state.version:
-            state = self.state(reload=True)
         if not creds.refresh_token:
             return self._mark_needs_reauth(creds.version, "no refresh token is stored; link again")
         try:
@@ -373,7 +371,7 @@ class TokenManager:
                 creds.login_url,
                 creds.client_id,
                 creds.client_secret,
-                creds.refresh_token or "",
+                creds.refresh_token,
                 timeout=self.timeout,
                 on_exchange=self.on_exchange,
             )

@@ -2,19 +2,21 @@
 
 Every call: refuses if the account needs relinking, refreshes just in time when less than 15
 minutes remain, attaches the token only for the account's own hosts, takes a slot of the
-account's cross-worker concurrency cap, records `Sforce-Limit-Info`, and on
+account's cross-worker concurrency cap, records `Sforce-Limit-Info` (debounced), and on
 `401 INVALID_SESSION_ID` refreshes once and replays. Errors are raised as the tree in
 `errors.py`; retrying is the caller's decision (see `retry.py`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
+from ..models import utcnow
 from .auth import JIT_MARGIN, TokenManager, TokenState
 from .errors import (
     DailyLimitExceeded,
@@ -53,6 +55,11 @@ def _origin(url: str | None) -> str | None:
 class SalesforceClient:
     """REST calls as one connected account; build it with `for_account`."""
 
+    # A transaction per API call would cost more than the call itself, so a client writes the
+    # usage it sees to the account row at most this often, and at once when it crosses the
+    # reserve line (scheduled work in other processes reads the row).
+    usage_write_seconds = 5.0
+
     def __init__(
         self,
         runtime: Runtime,
@@ -75,29 +82,17 @@ class SalesforceClient:
             runtime.redis, account_id, limit=concurrency_cap, lease_seconds=timeout * 2 + 10
         )
         self._usage: LimitInfo | None = None
-        state = self.tokens.state()
-        self.api_version = state.api_version
+        self._written: LimitInfo | None = None
+        self._written_at = 0.0
+        self.api_version = self.tokens.state().api_version
 
     @classmethod
-    def for_account(
-        cls,
-        runtime: Runtime,
-        account_id: int,
-        *,
-        on_exchange: OnExchange | None = None,
-        timeout: float = 30.0,
-        http: requests.Session | None = None,
-        purpose: str = TRIGGER,
-    ) -> SalesforceClient:
-        """A client for the account (NeedsReauth on first call if it must be relinked)."""
-        return cls(
-            runtime,
-            account_id,
-            on_exchange=on_exchange,
-            timeout=timeout,
-            http=http,
-            purpose=purpose,
-        )
+    def for_account(cls, runtime: Runtime, account_id: int, **options: Any) -> SalesforceClient:
+        """A client for the account (NeedsReauth on first call if it must be relinked).
+
+        `options` are the constructor's keywords (on_exchange, timeout, http, purpose, ...).
+        """
+        return cls(runtime, account_id, **options)
 
     # ------------------------------------------------------------------ state
 
@@ -122,12 +117,8 @@ class SalesforceClient:
     def _check_reserve(self, state: TokenState) -> None:
         if self.purpose != SCHEDULED:
             return
-        from ..models import utcnow
-
         if state.quota_exhausted_until is not None and state.quota_exhausted_until > utcnow():
-            raise QuotaReserveReached(
-                "the org's daily API allocation is spent", error_code="quota_reserve_reached"
-            )
+            raise QuotaReserveReached("the org's daily API allocation is spent")
         used, maximum = (
             (self._usage.used, self._usage.max)
             if self._usage is not None
@@ -227,8 +218,18 @@ class SalesforceClient:
         info = parse_limit_info(response.headers.get("Sforce-Limit-Info"))
         if info is not None:
             self._usage = info
-            record_usage(self.runtime, self.account_id, info)
+            if self._usage_write_due(info, state):
+                record_usage(self.runtime, self.account_id, info)
+                self._written, self._written_at = info, time.monotonic()
         return response
+
+    def _usage_write_due(self, info: LimitInfo, state: TokenState) -> bool:
+        """First figure, `usage_write_seconds` since the last write, or the reserve line crossed."""
+        last = self._written
+        if last is None or time.monotonic() - self._written_at >= self.usage_write_seconds:
+            return True
+        line = reserve_threshold(info.max, state.reserve_percent)
+        return info.max != last.max or (info.used >= line) != (last.used >= line)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)

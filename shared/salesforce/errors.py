@@ -243,37 +243,49 @@ def _parse_body(response: requests.Response) -> tuple[str | None, str, list[str]
     return None, _text_message(text, status), [], False
 
 
+def _error_class(status: int, code: str | None, message: str) -> type[SalesforceError]:
+    """The most specific class; the errorCode wins over the status where they disagree."""
+    if code == "REQUEST_LIMIT_EXCEEDED":
+        return DailyLimitExceeded if "totalrequests" in message.lower() else RateLimited
+    if status in (429, 420):
+        return RateLimited
+    if status >= 500:
+        return ServerError
+    if status == 401:
+        return InvalidSession
+    if code in _QUERY_CODES:
+        return MalformedQuery
+    if code in _FIELD_CODES:
+        return InvalidField
+    if status == 404 or code == "NOT_FOUND":
+        return NotFound
+    if code in _RECORD_CODES:
+        return InvalidRecord
+    if status == 403:
+        return Forbidden
+    if 400 <= status < 500:
+        return RequestError
+    return SalesforceError
+
+
+# Without an errorCode these say which HTTP status it was instead of their class default.
+_STATUS_CODED = (ServerError, RequestError, SalesforceError)
+
+
 def error_from_response(response: requests.Response) -> SalesforceError:
     """Build the right `SalesforceError` for an error response (status and errorCode)."""
     status = response.status_code
     code, message, fields, oauth = _parse_body(response)
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    kwargs: dict[str, Any] = dict(
-        status=status, error_code=code, fields=fields, retry_after=retry_after
-    )
     if oauth and status < 500 and status not in (429, 420):
         cls = InvalidGrant if code == "invalid_grant" else TokenError
         return cls(str(code), message, status=status)
-    if code == "REQUEST_LIMIT_EXCEEDED":
-        if "totalrequests" in message.lower():
-            return DailyLimitExceeded(message, **kwargs)
-        return RateLimited(message, **kwargs)
-    if status in (429, 420):
-        return RateLimited(message, **{**kwargs, "error_code": code or "rate_limited"})
-    if status >= 500:
-        return ServerError(message, **{**kwargs, "error_code": code or f"http_{status}"})
-    if status == 401:
-        return InvalidSession(message, **{**kwargs, "error_code": code or "INVALID_SESSION_ID"})
-    if code in _QUERY_CODES:
-        return MalformedQuery(message, **kwargs)
-    if code in _FIELD_CODES:
-        return InvalidField(message, **kwargs)
-    if status == 404 or code == "NOT_FOUND":
-        return NotFound(message, **{**kwargs, "error_code": code or "NOT_FOUND"})
-    if code in _RECORD_CODES:
-        return InvalidRecord(message, **kwargs)
-    if status == 403:
-        return Forbidden(message, **{**kwargs, "error_code": code or "forbidden"})
-    if 400 <= status < 500:
-        return RequestError(message, **{**kwargs, "error_code": code or f"http_{status}"})
-    return SalesforceError(message, **{**kwargs, "error_code": code or f"http_{status}"})
+    error_class = _error_class(status, code, message)
+    if code is None and error_class in _STATUS_CODED:
+        code = f"http_{status}"
+    return error_class(
+        message,
+        status=status,
+        error_code=code,
+        fields=fields,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )

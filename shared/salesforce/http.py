@@ -27,11 +27,22 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def is_loopback_url(url: str) -> bool:
+    """True when the URL's host is this machine (127.0.0.1, localhost, ::1)."""
+    return is_loopback(urlsplit(url).hostname)
+
+
+def allowed_transport(url: str) -> bool:
+    """https anywhere; plain http only to a loopback host (the simulator, a local test server)."""
+    scheme = urlsplit(url).scheme
+    return scheme == "https" or (scheme == "http" and is_loopback_url(url))
+
+
 def require_secure(url: str) -> None:
-    """Refuse plain http except to a loopback host (the simulator, a local test server)."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname)):
+    """Refuse to send credentials unless `allowed_transport`."""
+    if allowed_transport(url):
         return
+    parts = urlsplit(url)
     raise TransportError(
         f"refusing to send credentials over {parts.scheme or 'a relative URL'}: {parts.hostname}",
         error_code="insecure_transport",

@@ -64,8 +64,8 @@ def parse_limit_info(header: str | None) -> LimitInfo | None:
         match = _PAIR.match(part)
         if not match:
             continue
-        name, a, b, extra = match.group(1).lower(), int(match.group(2)), int(match.group(3)), None
-        extra = match.group(4)
+        name, extra = match.group(1).lower(), match.group(4)
+        a, b = int(match.group(2)), int(match.group(3))
         if name == "api-usage":
             used, maximum = a, b
         elif name == "per-app-api-usage":
@@ -145,11 +145,7 @@ def check_room(runtime: Runtime, account_id: int, *, purpose: str = "trigger") -
         record_exhausted(runtime, account_id)
         return False
     if purpose == "scheduled":
-        with runtime.Session() as session:
-            account = session.get(Account, account_id)
-            assert account is not None
-            percent = account.service.api_reserve_percent
-        return info.used < reserve_threshold(maximum, percent)
+        return info.used < reserve_threshold(maximum, client.tokens.state().reserve_percent)
     return True
 
 
@@ -209,7 +205,3 @@ class ConcurrencyCap:
 
     def release(self, member: str) -> None:
         self.redis.zrem(self.key, member)
-
-    def in_flight(self) -> int:
-        self.redis.zremrangebyscore(self.key, "-inf", int(time.time() * 1000))
-        return int(self.redis.zcard(self.key))

@@ -11,7 +11,6 @@ http, and nothing process-wide (like OAUTHLIB_INSECURE_TRANSPORT) is switched on
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import secrets
 from collections.abc import Mapping
@@ -25,33 +24,16 @@ from requests.adapters import HTTPAdapter
 from requests_oauthlib import OAuth2Session
 
 from .errors import TokenError, TransportError
+from .http import allowed_transport, is_loopback_url
 
 AUTHORIZE_PATH = "/services/oauth2/authorize"
 TOKEN_PATH = "/services/oauth2/token"
 REVOKE_PATH = "/services/oauth2/revoke"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEFAULT_TIMEOUT = 30.0
 
 # requests-oauthlib logs whole token requests and responses (client secret, tokens) at DEBUG.
 for _name in ("requests_oauthlib", "oauthlib"):
     logging.getLogger(_name).setLevel(logging.INFO)
-
-
-def is_loopback_url(url: str) -> bool:
-    """True when the URL's host is this machine (127.0.0.1, localhost, ::1)."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def allowed_transport(url: str) -> bool:
-    """https anywhere; plain http only to a loopback host (the simulator)."""
-    scheme = urlsplit(url).scheme.lower()
-    return scheme == "https" or (scheme == "http" and is_loopback_url(url))
 
 
 def _as_https(url: str) -> str:

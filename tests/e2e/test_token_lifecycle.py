@@ -16,15 +16,8 @@ from shared.models import Account, Service, utcnow
 from shared.salesforce import NeedsReauth, SalesforceClient
 from shared.salesforce.auth import TokenManager, store_refreshed
 from tests.conftest import poll, sim_token_response
+from tests.shared.salesforce.support import account_row
 from worker.celery_app import celery, use_broker
-
-
-def row(runtime: Any, account_id: int) -> Account:
-    with runtime.Session() as session:
-        account = session.get(Account, account_id)
-        assert account is not None
-        session.expunge(account)
-        return account
 
 
 def fan_out_checks(settings: Any, account_id: int, n: int) -> list[dict]:
@@ -63,7 +56,7 @@ def test_fifty_concurrent_calls_on_expired_session_cause_one_refresh(
     account_id = linked_account()
     worker_factory(concurrency=8, name="burst")
     wait_for_workers(settings, account_id, 2)
-    before = row(runtime, account_id)
+    before = account_row(runtime, account_id)
     sim.control.set_rotation(True)
     sim.control.expire_sessions()
     sim.control.reset_counters()
@@ -77,7 +70,7 @@ def test_fifty_concurrent_calls_on_expired_session_cause_one_refresh(
     assert counters["rejected_refreshes"] == 0
     assert sum(r["refreshed"] for r in results) == 1
     assert len({r["worker"] for r in results}) >= 2, "both worker processes took part"
-    after = row(runtime, account_id)
+    after = account_row(runtime, account_id)
     assert after.token_version == before.token_version + 1
     assert after.refresh_token_enc != before.refresh_token_enc  # the rotated one was stored
     assert after.refresh_count == 1 and after.status == "active"
@@ -87,7 +80,7 @@ def test_token_ten_minutes_from_expiry_is_refreshed_before_use(sim, runtime, lin
     account_id = linked_account()
     with runtime.Session.begin() as session:
         session.get(Account, account_id).token_expires_at = utcnow() + timedelta(minutes=10)
-    before = row(runtime, account_id)
+    before = account_row(runtime, account_id)
     sim.control.clear_log()
 
     client = SalesforceClient.for_account(runtime, account_id)
@@ -99,7 +92,7 @@ def test_token_ten_minutes_from_expiry_is_refreshed_before_use(sim, runtime, lin
         "/services/oauth2/token",
         f"/services/data/v{client.api_version}/limits",
     ]
-    after = row(runtime, account_id)
+    after = account_row(runtime, account_id)
     assert client.refreshed and after.token_version == before.token_version + 1
     assert after.token_expires_at.replace(tzinfo=None) > (
         utcnow() + timedelta(minutes=100)
@@ -146,7 +139,7 @@ def test_revoked_refresh_token_needs_reauth_then_relink_makes_it_active(
 
     assert outcome["ok"] is False
     assert outcome["error"]["code"] == "needs_reauth"
-    account = row(runtime, account_id)
+    account = account_row(runtime, account_id)
     assert account.status == "needs_reauth"
     assert account.status_reason == "expired access/refresh token"  # Salesforce's words
     assert account.consecutive_refresh_failures == 1
@@ -168,14 +161,14 @@ def test_revoked_refresh_token_needs_reauth_then_relink_makes_it_active(
         apply_token_response(account, token, runtime.crypto, account.service)
     [outcome] = fan_out_checks(settings, account_id, 1)
     assert outcome["ok"] is True
-    assert row(runtime, account_id).status == "active"
+    assert account_row(runtime, account_id).status == "active"
 
 
 def test_stale_token_version_write_is_refused(sim, runtime, linked_account):
     account_id = linked_account()
-    seen = row(runtime, account_id).token_version
+    seen = account_row(runtime, account_id).token_version
     TokenManager(runtime, account_id).refresh(force=True)
-    newer = row(runtime, account_id)
+    newer = account_row(runtime, account_id)
     assert newer.token_version == seen + 1
 
     with runtime.Session() as session:
@@ -183,7 +176,7 @@ def test_stale_token_version_write_is_refused(sim, runtime, linked_account):
         session.expunge(service)
     stale = {"access_token": "00Dstale!token", "instance_url": sim.instance_url}
     assert store_refreshed(runtime, account_id, stale, service, seen_version=seen) is False
-    kept = row(runtime, account_id)
+    kept = account_row(runtime, account_id)
     assert kept.access_token_enc == newer.access_token_enc
     assert kept.token_version == newer.token_version
 
@@ -231,20 +224,20 @@ def _stalled_refresh(
 
 def test_lock_expired_mid_refresh_cannot_overwrite_newer_token(sim, runtime, linked_account):
     account_id = linked_account()
-    before = row(runtime, account_id)
+    before = account_row(runtime, account_id)
     http, outcome, thread = _stalled_refresh(runtime, account_id)
 
     # A sibling takes the now-free lock and refreshes first.
     sibling = TokenManager(runtime, account_id)
     sibling.refresh(force=True)
     assert sibling.refreshed
-    newer = row(runtime, account_id)
+    newer = account_row(runtime, account_id)
 
     http.release.set()
     thread.join(20)
     assert "error" not in outcome
     assert outcome["refreshed"] is False  # its token was discarded by the fencing check
-    final = row(runtime, account_id)
+    final = account_row(runtime, account_id)
     assert final.access_token_enc == newer.access_token_enc
     assert final.token_version == before.token_version + 1
     assert outcome["state"].access_token == runtime.crypto.decrypt(newer.access_token_enc)
@@ -267,7 +260,7 @@ def test_invalid_grant_after_sibling_rotated_rereads_instead_of_needs_reauth(
     assert "error" not in outcome
     counters = sim.control.counters()
     assert counters["refresh_grants"] == 1 and counters["rejected_refreshes"] == 1
-    account = row(runtime, account_id)
+    account = account_row(runtime, account_id)
     assert account.status == "active"
     assert outcome["state"].access_token == runtime.crypto.decrypt(account.access_token_enc)
     # And the stored (rotated) token keeps working.

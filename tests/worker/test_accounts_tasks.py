@@ -5,22 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import timedelta
-from typing import Any
 
 import redis
 
 from shared.models import Account, utcnow
 from tests.conftest import poll
+from tests.shared.salesforce.support import account_row
 from worker.beat import beat_schedule
 from worker.celery_app import celery, configure, use_broker
-
-
-def row(runtime: Any, account_id: int) -> Account:
-    with runtime.Session() as session:
-        account = session.get(Account, account_id)
-        assert account is not None
-        session.expunge(account)
-        return account
 
 
 def test_refresh_due_is_a_beat_tick_every_minute():
@@ -48,17 +40,18 @@ def test_refresh_due_refreshes_expiring_and_day_old_accounts_only(
 
     poll(
         lambda: (
-            row(runtime, expiring).refresh_count == 1 and row(runtime, day_old).refresh_count == 1
+            account_row(runtime, expiring).refresh_count == 1
+            and account_row(runtime, day_old).refresh_count == 1
         ),
         message="both due accounts refreshed by the worker",
     )
     for account_id in (expiring, day_old):
-        account = row(runtime, account_id)
+        account = account_row(runtime, account_id)
         assert account.last_refresh_error is None and account.consecutive_refresh_failures == 0
         assert account.last_refresh_at.replace(tzinfo=None) > (
             utcnow() - timedelta(minutes=1)
         ).replace(tzinfo=None)
-    assert row(runtime, fresh).refresh_count == 0
+    assert account_row(runtime, fresh).refresh_count == 0
     assert sim.control.counters()["refresh_grants"] == 2
 
 
@@ -68,7 +61,7 @@ def test_refresh_failure_is_recorded_as_health(sim, settings, runtime, linked_ac
     use_broker(settings.redis_url)
     celery.send_task("worker.accounts.refresh", args=[account_id], kwargs={"force": True})
     account = poll(
-        lambda: (a := row(runtime, account_id)).status == "needs_reauth" and a,
+        lambda: (a := account_row(runtime, account_id)).status == "needs_reauth" and a,
         message="the account marked needs_reauth",
     )
     assert account.status_reason == "expired access/refresh token"
@@ -88,5 +81,5 @@ def test_check_connection_writes_its_outcome(sim, settings, runtime, linked_acco
     assert outcome["error"] is None and outcome["refreshed"] is False
     assert outcome["api_max"] == 100000
     assert 0 < client.ttl(f"forcebot:check:{request_id}") <= 3600
-    assert row(runtime, account_id).api_usage_max == 100000
+    assert account_row(runtime, account_id).api_usage_max == 100000
     client.close()

@@ -20,14 +20,7 @@ from shared.salesforce import (
 )
 from shared.salesforce.errors import MalformedQuery, NotFound
 from shared.salesforce.limits import parse_limit_info
-
-
-def account_row(runtime: Any, account_id: int) -> Account:
-    with runtime.Session() as session:
-        account = session.get(Account, account_id)
-        assert account is not None
-        session.expunge(account)
-        return account
+from tests.shared.salesforce.support import account_row
 
 
 def rest_log(sim: Any) -> list[dict[str, Any]]:
@@ -51,7 +44,9 @@ def test_crud_query_and_usage_recorded(sim, runtime, linked_account):
     assert info.value.status == 404
 
     row = account_row(runtime, account_id)
-    assert row.api_usage_max == 100000 and row.api_usage_used and row.api_usage_used >= 5
+    # The row holds the first figure; later ones are debounced (see the next test).
+    assert (row.api_usage_used, row.api_usage_max) == (1, 100000)
+    assert client.usage is not None and client.usage.used >= 5
     # Every exchange was reported, with the token redacted.
     assert len(exchanges) >= 6
     first = exchanges[0]
@@ -59,6 +54,23 @@ def test_crud_query_and_usage_recorded(sim, runtime, linked_account):
     assert first["request_headers"]["Authorization"] == "Bearer [redacted]"
     token = runtime.crypto.decrypt(row.access_token_enc)
     assert all(token not in repr(e) for e in exchanges)
+
+
+def test_usage_is_written_when_due_not_on_every_response(sim, runtime, linked_account):
+    account_id = linked_account(api_reserve_percent=10)
+    sim.control.set_limits(max=1000, usage=890)
+    client = SalesforceClient.for_account(runtime, account_id)
+    for _ in range(5):
+        client.query_page("SELECT Id FROM Contact")
+    assert client.usage is not None and client.usage.used == 895
+    assert account_row(runtime, account_id).api_usage_used == 891  # the first figure only
+    for _ in range(5):
+        client.query_page("SELECT Id FROM Contact")
+    assert account_row(runtime, account_id).api_usage_used == 900  # crossed the reserve line
+
+    client.usage_write_seconds = 0.0  # as if the interval had passed before each response
+    client.query_page("SELECT Id FROM Contact")
+    assert account_row(runtime, account_id).api_usage_used == 901
 
 
 def test_query_follows_next_records_url_lazily(sim, runtime, linked_account):
@@ -196,6 +208,20 @@ def test_introspection_sets_expiry_from_exp(sim, runtime, linked_account):
     assert abs(lifetime.total_seconds() - 1800) < 2
     paths = [e["path"] for e in sim.control.log()]
     assert "/services/oauth2/introspect" in paths
+
+
+def test_unreadable_introspection_keeps_the_refreshed_token(sim, runtime, linked_account):
+    from shared.salesforce.auth import refresh_account
+
+    account_id = linked_account(use_introspection=True, session_timeout_minutes=120)
+    sim.control.add_fault("/services/oauth2/introspect", status=200, html=True)
+    before = account_row(runtime, account_id)
+    assert refresh_account(runtime, account_id, force=True) is True
+    after = account_row(runtime, account_id)
+    assert after.token_version == before.token_version + 1
+    assert after.access_token_enc != before.access_token_enc
+    lifetime = after.token_expires_at - after.token_issued_at
+    assert lifetime.total_seconds() == 120 * 60  # the service's session timeout
 
 
 def test_refresh_now_records_health(sim, runtime, linked_account):

@@ -136,15 +136,11 @@ def test_fields_and_retry_after_are_kept():
     assert parse_retry_after("soon") is None
 
 
-EXPIRED = "expired access/refresh token"
-
-
 def test_invalid_grant_keeps_salesforce_description():
+    expired = "expired access/refresh token"
     error = SalesforceError.from_response(
-        response(
-            400, {"error": "invalid_grant", "error_description": "expired access/refresh token"}
-        )
+        response(400, {"error": "invalid_grant", "error_description": expired})
     )
     assert isinstance(error, InvalidGrant)
-    assert error.error_description == "expired access/refresh token"
-    assert error.message == "expired access/refresh token"
+    assert error.error_description == expired
+    assert error.message == expired
