@@ -203,16 +203,17 @@ def describe_oauth_error(
     return LinkFailed(error, message + said, hint, service_id=service_id)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PendingLink:
+    """What the code exchange needs; the secrets stay out of its repr (logs, tracebacks)."""
+
     service_id: int
     account_name: str
-    code_verifier: str
-    login_url: str = ""
-    client_id: str = ""
-    client_secret: str = ""
-    session_bound: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    login_url: str
+    client_id: str
+    session_bound: bool
+    code_verifier: str = field(repr=False)
+    client_secret: str = field(repr=False)
 
 
 _START_AGAIN = "Start the link again from Forcebot's Accounts page (or POST /api/v1/accounts/link)."
@@ -284,11 +285,11 @@ def consume_state(
     return PendingLink(
         service_id=service.id,
         account_name=row.account_name,
-        code_verifier=crypto.decrypt(row.code_verifier_enc),
         login_url=service.login_url,
         client_id=service.client_id,
-        client_secret=crypto.decrypt(service.client_secret_enc),
         session_bound=row.session_binding is not None,
+        code_verifier=crypto.decrypt(row.code_verifier_enc),
+        client_secret=crypto.decrypt(service.client_secret_enc),
     )
 
 
@@ -458,14 +459,14 @@ class RevokeOutcome:
     message: str | None = None
 
 
-def _revoke(crypto: Crypto, login_url: str, account: Account) -> tuple[str, str | None]:
+def _token_to_revoke(crypto: Crypto, account: Account) -> str | None:
+    """The refresh token (revoking it ends the whole grant), else the access token."""
     try:
-        token = crypto.decrypt_optional(account.refresh_token_enc) or crypto.decrypt_optional(
+        return crypto.decrypt_optional(account.refresh_token_enc) or crypto.decrypt_optional(
             account.access_token_enc
         )
     except DecryptionError:
-        return login_url, None
-    return login_url, token
+        return None
 
 
 def _revoke_at_salesforce(name: str, login_url: str, token: str | None) -> RevokeOutcome:
@@ -490,7 +491,8 @@ def unlink_account(runtime: Runtime, account_id: int) -> RevokeOutcome | None:
         account = session.get(Account, account_id)
         if account is None:
             return None
-        login_url, token = _revoke(runtime.crypto, account.service.login_url, account)
+        login_url = account.service.login_url
+        token = _token_to_revoke(runtime.crypto, account)
         name = account.name
     outcome = _revoke_at_salesforce(name, login_url, token)
     with runtime.Session.begin() as session:
@@ -505,11 +507,12 @@ def delete_service(runtime: Runtime, service_id: int) -> list[RevokeOutcome] | N
         service = session.get(Service, service_id)
         if service is None:
             return None
+        login_url = service.login_url
         pending = [
-            (account.name, *_revoke(runtime.crypto, service.login_url, account))
+            (account.name, _token_to_revoke(runtime.crypto, account))
             for account in service.accounts
         ]
-    outcomes = [_revoke_at_salesforce(name, url, token) for name, url, token in pending]
+    outcomes = [_revoke_at_salesforce(name, login_url, token) for name, token in pending]
     with runtime.Session.begin() as session:
         session.execute(delete(OAuthState).where(OAuthState.service_id == service_id))
         session.execute(delete(Account).where(Account.service_id == service_id))

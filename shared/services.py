@@ -38,6 +38,7 @@ REQUIRED = ("name", "client_id", "client_secret")
 _API_VERSION = re.compile(r"^[0-9]{2,3}\.0$")
 MAX_LOGIN_URL = 255  # the column's length
 _SCOPE = re.compile(r"^[a-z_]+$")
+_RANGES = {"session_timeout_minutes": (15, 1440), "api_reserve_percent": (0, 100)}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -86,8 +87,7 @@ def normalise_login_url(raw: str) -> tuple[str | None, str | None]:
     return url, None
 
 
-def _text(data: Mapping[str, Any], key: str, problems: list[str], max_len: int = 255) -> str | None:
-    value = data[key]
+def _text(key: str, value: Any, problems: list[str], max_len: int = 255) -> str | None:
     if not isinstance(value, str):
         problems.append(f"{key}: must be a string")
         return None
@@ -105,10 +105,7 @@ def _text(data: Mapping[str, Any], key: str, problems: list[str], max_len: int =
     return value
 
 
-def _integer(
-    data: Mapping[str, Any], key: str, low: int, high: int, problems: list[str]
-) -> int | None:
-    value = data[key]
+def _integer(key: str, value: Any, low: int, high: int, problems: list[str]) -> int | None:
     if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,18}\s*", value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -120,8 +117,7 @@ def _integer(
     return value
 
 
-def _boolean(data: Mapping[str, Any], key: str, problems: list[str]) -> bool | None:
-    value = data[key]
+def _boolean(key: str, value: Any, problems: list[str]) -> bool | None:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
@@ -165,73 +161,72 @@ def validate_service(
         if value is None:
             problems.append(f"{key}: must not be null")
             continue
-        if key == "name":
-            name = _text(values, key, problems, 100)
-            if name is not None:
-                clash = session.scalar(
-                    select(Service.id).where(func.lower(Service.name) == name.lower())
-                )
-                if clash is not None and (existing is None or clash != existing.id):
-                    problems.append(f"name: a service named {name!r} already exists")
-                clean[key] = name
-        elif key == "provider":
-            if value != "salesforce":
-                problems.append('provider: only "salesforce" is supported')
-            else:
-                clean[key] = value
-        elif key == "client_id":
-            client_id = _text(values, key, problems)
-            if client_id is not None and re.search(r"\s", client_id):
-                problems.append("client_id: must not contain spaces")
-            elif client_id is not None:
-                clean[key] = client_id
-        elif key == "client_secret":
-            secret = _text(values, key, problems)
-            if secret is not None:
-                clean[key] = secret
-        elif key == "login_url":
-            if not isinstance(value, str):
-                problems.append("login_url: must be a string")
-                continue
-            url, problem = normalise_login_url(value)
-            if problem:
-                problems.append(f"login_url: {problem}")
-            else:
-                clean[key] = url
-        elif key == "api_version":
-            version = str(value).strip().removeprefix("v") if isinstance(value, str) else None
-            if version is None or not _API_VERSION.match(version):
-                problems.append('api_version: must look like "62.0"')
-            else:
-                clean[key] = version
-        elif key == "scopes":
-            scopes = value.split() if isinstance(value, str) else None
-            if not scopes:
-                problems.append('scopes: required, e.g. "api refresh_token offline_access"')
-            elif not all(_SCOPE.match(s) for s in scopes):
-                problems.append("scopes: space-separated scope names such as api refresh_token")
-            elif not {"refresh_token", "offline_access"} & set(scopes):
-                problems.append(
-                    "scopes: must include refresh_token (or offline_access) so the access "
-                    "token can be refreshed"
-                )
-            else:
-                clean[key] = " ".join(dict.fromkeys(scopes))
-        elif key == "session_timeout_minutes":
-            minutes = _integer(values, key, 15, 1440, problems)
-            if minutes is not None:
-                clean[key] = minutes
-        elif key == "use_introspection":
-            flag = _boolean(values, key, problems)
-            if flag is not None:
-                clean[key] = flag
-        elif key == "api_reserve_percent":
-            percent = _integer(values, key, 0, 100, problems)
-            if percent is not None:
-                clean[key] = percent
+        cleaned = _clean_field(session, key, value, problems, existing)
+        if cleaned is not None:
+            clean[key] = cleaned
     if problems:
         raise ServiceInvalid(problems)
     return clean
+
+
+def _clean_field(
+    session: Session, key: str, value: Any, problems: list[str], existing: Service | None
+) -> Any:
+    """The clean value of one field, or None after adding its problem to `problems`."""
+    if key == "name":
+        name = _text(key, value, problems, 100)
+        if name is not None:
+            clash = session.scalar(
+                select(Service.id).where(func.lower(Service.name) == name.lower())
+            )
+            if clash is not None and (existing is None or clash != existing.id):
+                problems.append(f"name: a service named {name!r} already exists")
+        return name
+    if key == "provider":
+        if value == "salesforce":
+            return value
+        problems.append('provider: only "salesforce" is supported')
+        return None
+    if key == "client_id":
+        client_id = _text(key, value, problems)
+        if client_id is not None and re.search(r"\s", client_id):
+            problems.append("client_id: must not contain spaces")
+            return None
+        return client_id
+    if key == "client_secret":
+        return _text(key, value, problems)
+    if key == "login_url":
+        if not isinstance(value, str):
+            problems.append("login_url: must be a string")
+            return None
+        url, problem = normalise_login_url(value)
+        if problem:
+            problems.append(f"login_url: {problem}")
+        return url
+    if key == "api_version":
+        version = value.strip().removeprefix("v") if isinstance(value, str) else None
+        if version is None or not _API_VERSION.match(version):
+            problems.append('api_version: must look like "62.0"')
+            return None
+        return version
+    if key == "scopes":
+        scopes = value.split() if isinstance(value, str) else None
+        if not scopes:
+            problems.append('scopes: required, e.g. "api refresh_token offline_access"')
+        elif not all(_SCOPE.match(s) for s in scopes):
+            problems.append("scopes: space-separated scope names such as api refresh_token")
+        elif not {"refresh_token", "offline_access"} & set(scopes):
+            problems.append(
+                "scopes: must include refresh_token (or offline_access) so the access "
+                "token can be refreshed"
+            )
+        else:
+            return " ".join(dict.fromkeys(scopes))
+        return None
+    if key == "use_introspection":
+        return _boolean(key, value, problems)
+    low, high = _RANGES[key]
+    return _integer(key, value, low, high, problems)
 
 
 def create_service(session: Session, crypto: Crypto, data: Mapping[str, Any]) -> Service:

@@ -66,14 +66,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         # Routing errors (404, 405) happen before any blueprint is chosen; keep the API's
         # error format for them too.
         if request.path.startswith("/api/"):
-            from .errors import error_response
+            from .errors import http_error_response
 
-            code = (exc.name or "error").lower().replace(" ", "_")
-            response = error_response(exc.code or 500, code, exc.description or "error")
-            for name, value in exc.get_headers():
-                if name.lower() != "content-type":
-                    response.headers[name] = value  # e.g. Allow on a 405
-            return response
+            return http_error_response(exc)
         if exc.code is None or exc.code < 400:
             return exc  # redirects raised as exceptions (e.g. RequestRedirect)
         from flask import render_template

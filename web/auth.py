@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
@@ -25,6 +25,8 @@ login_manager.login_message = "Please log in to continue."
 # The only endpoints reachable without a session or token (and the API spec's own route is
 # behind the token like the rest of the API).
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "oauth.callback", "health.healthz", "health.readyz"})
+# Pages that also take an API token instead of a login: a Prometheus scraper has no session.
+TOKEN_ENDPOINTS = frozenset({"metrics.metrics"})
 
 
 class AdminUser(UserMixin):
@@ -42,23 +44,25 @@ def _load_user(user_id: str) -> AdminUser | None:
     return AdminUser(admin) if admin else None
 
 
+def _unauthorized(message: str, challenge: str = 'Bearer realm="forcebot"') -> Any:
+    response = error_response(401, "unauthorized", message)
+    response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
 def _authenticate_api() -> Any:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        response = error_response(
-            401, "unauthorized", "send 'Authorization: Bearer <token>' (forcebot token create)"
-        )
-        response.headers["WWW-Authenticate"] = 'Bearer realm="forcebot"'
-        return response
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return _unauthorized("send 'Authorization: Bearer <token>' (forcebot token create)")
     session = db()
-    api_token = verify_api_token(session, token.strip())
+    api_token = verify_api_token(session, token)
     if api_token is None:
-        response = error_response(401, "unauthorized", "the API token is unknown or revoked")
-        response.headers["WWW-Authenticate"] = 'Bearer realm="forcebot", error="invalid_token"'
-        return response
-    session.commit()
-    g.api_token_id = api_token.id
+        return _unauthorized(
+            "the API token is unknown or revoked",
+            'Bearer realm="forcebot", error="invalid_token"',
+        )
+    session.commit()  # last_used_at; also ends the transaction before the view runs
     return None
 
 
@@ -66,9 +70,9 @@ def _require_authentication() -> Any:
     endpoint = request.endpoint
     if endpoint in PUBLIC_ENDPOINTS:
         return None
-    if request.path.startswith("/api/"):
-        return _authenticate_api()
-    if endpoint == "metrics.metrics" and request.headers.get("Authorization"):
+    if request.path.startswith("/api/") or (
+        endpoint in TOKEN_ENDPOINTS and request.headers.get("Authorization")
+    ):
         return _authenticate_api()
     if not current_user.is_authenticated:
         return login_manager.unauthorized()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from flask import current_app, g
+from typing import Any, TypeVar
+
+from flask import abort, current_app, g
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
 from shared.runtime import Runtime
+
+T = TypeVar("T")
 
 
 def runtime() -> Runtime:
@@ -24,3 +28,11 @@ def db() -> Session:
         g.db = runtime().Session()
     session: Session = g.db
     return session
+
+
+def get_or_404(model: type[T], ident: Any) -> T:
+    """The row with this primary key, or a 404 page."""
+    row = db().get(model, ident)
+    if row is None:
+        abort(404)
+    return row

@@ -31,10 +31,7 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         runs = GaugeMetricFamily("forcebot_runs", "Runs by status", labels=["status"])
         counts = dict(
-            (status, count)
-            for status, count in self.session.execute(
-                select(Run.status, func.count()).group_by(Run.status)
-            ).all()
+            self.session.execute(select(Run.status, func.count()).group_by(Run.status)).all()
         )
         for status in STATUSES:
             runs.add_metric([status], counts.get(status, 0))

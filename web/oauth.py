@@ -22,11 +22,10 @@ BINDING_KEY = "oauth_link_binding"
 
 @bp.get("/oauth/callback")
 def callback() -> Any:
-    params = {key: request.args.get(key, "") for key in request.args}
     try:
         result = complete_link(
             runtime(),
-            params,
+            request.args.to_dict(),
             redirect_uri=settings().oauth_callback_url,
             session_binding=session.get(BINDING_KEY),
         )

@@ -1,4 +1,5 @@
-"""`live_server`: the real Forcebot app on a real threaded HTTP server, for browser-level tests.
+"""`live_server`: the real Forcebot app on a real threaded HTTP server, for browser-level tests;
+`admin_page`: Debian's Chromium (driven by Playwright) logged in to it.
 
 The server socket is bound first (port 0), so `settings.public_url` (and with it the OAuth
 callback URL) names the real port before `create_app` reads it.
@@ -6,16 +7,30 @@ callback URL) names the real port before `create_app` reads it.
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from shared.auth import create_admin
 from shared.config import Settings
 from shared.runtime import Runtime
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -61,3 +76,31 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
         server.server_close()
         thread.join(10)
         runtime.close()
+
+
+@pytest.fixture
+def admin_page(live_server: LiveServer) -> Iterator[Callable[[str], Any]]:
+    """`admin_page(path)`: a Chromium page that asked for `path`, logged in as the admin on the
+    way (the login form sends it back to `path`). Skips without Chromium or Playwright."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with live_server.runtime.Session.begin() as session:
+        create_admin(session, ADMIN_EMAIL, ADMIN_PASSWORD)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+        def open_page(path: str) -> Any:
+            page = browser.new_page()
+            page.set_default_timeout(15000)
+            page.goto(live_server.url + path)
+            page.fill("input[name=email]", ADMIN_EMAIL)
+            page.fill("input[name=password]", ADMIN_PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(live_server.url + path)
+            return page
+
+        try:
+            yield open_page
+        finally:
+            browser.close()

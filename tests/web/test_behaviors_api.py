@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from shared.models import Account, Behavior, BehaviorVersion, Service
+from shared.models import Behavior, BehaviorVersion
 
 PACKAGE = Path(__file__).resolve().parents[2] / "packages" / "salesforce-bot.yaml"
 
@@ -26,19 +26,6 @@ DEFINITION = {
 }
 
 
-def _account(runtime: Any, name: str = "acme-prod") -> None:
-    with runtime.Session.begin() as session:
-        service = Service(
-            name="s",
-            client_id="c",
-            client_secret_enc=runtime.crypto.encrypt("x"),
-            login_url="https://x",
-        )
-        session.add(service)
-        session.flush()
-        session.add(Account(service_id=service.id, name=name))
-
-
 def _counts(runtime: Any) -> tuple[int, int]:
     with runtime.Session() as session:
         return (
@@ -47,8 +34,8 @@ def _counts(runtime: Any) -> tuple[int, int]:
         )
 
 
-def test_create_get_update_delete(api: Any, runtime: Any) -> None:
-    _account(runtime)
+def test_create_get_update_delete(api: Any, runtime: Any, named_account: Any) -> None:
+    named_account()
     created = api.post("/behaviors", json=DEFINITION)
     assert created.status_code == 201, created.get_json()
     assert created.get_json()["version"] == 1
@@ -108,8 +95,8 @@ def test_bad_definition_is_422_listing_every_problem(api: Any, runtime: Any) -> 
     assert _counts(runtime) == (0, 0)
 
 
-def test_bad_update_saves_nothing(api: Any, runtime: Any) -> None:
-    _account(runtime)
+def test_bad_update_saves_nothing(api: Any, runtime: Any, named_account: Any) -> None:
+    named_account()
     assert api.post("/behaviors", json=DEFINITION).status_code == 201
     response = api.put("/behaviors/find-contact", json={**DEFINITION, "steps": [{"id": "x"}]})
     assert response.status_code == 422
@@ -126,14 +113,14 @@ def test_unparseable_source(api: Any) -> None:
     assert api.post("/behaviors", data="nope").status_code == 400
 
 
-def test_package_import(api: Any, runtime: Any) -> None:
+def test_package_import(api: Any, runtime: Any, named_account: Any) -> None:
     source = PACKAGE.read_text()
     rejected = api.post("/packages", json={"source": source})
     assert rejected.status_code == 422
     assert 'behaviors[0].account: unknown account "demo"' in rejected.get_json()["error"]["details"]
     assert _counts(runtime) == (0, 0)
 
-    _account(runtime, "acme-prod")
+    named_account()
     response = api.post("/packages", json={"source": source, "account": "acme-prod"})
     assert response.status_code == 201, response.get_json()
     report = response.get_json()

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from shared.models import Account, Behavior, BehaviorVersion, Service
+from shared.models import Behavior, BehaviorVersion
 
 SOURCE = """\
 name: page-made
@@ -16,19 +16,6 @@ steps:
     action: set
     vars: {x: 1}
 """
-
-
-def _account(runtime: Any, name: str = "acme-prod") -> None:
-    with runtime.Session.begin() as session:
-        service = Service(
-            name="s",
-            client_id="c",
-            client_secret_enc=runtime.crypto.encrypt("x"),
-            login_url="https://x",
-        )
-        session.add(service)
-        session.flush()
-        session.add(Account(service_id=service.id, name=name))
 
 
 def _versions(runtime: Any) -> int:
@@ -46,8 +33,8 @@ def test_pages_need_login(client: Any) -> None:
     assert client.get("/behaviors/").status_code in (302, 401)
 
 
-def test_create_then_edit_makes_versions(logged_in: Any, runtime: Any) -> None:
-    _account(runtime)
+def test_create_then_edit_makes_versions(logged_in: Any, runtime: Any, named_account: Any) -> None:
+    named_account()
     client = logged_in.client
     token = logged_in.csrf_token("/behaviors/new")
     response = client.post("/behaviors/new", data={"source": SOURCE, "csrf_token": token})
@@ -86,8 +73,10 @@ def test_errors_are_listed_and_nothing_saved(logged_in: Any, runtime: Any) -> No
     assert _versions(runtime) == 0
 
 
-def test_import_bundled_package_and_delete(logged_in: Any, runtime: Any) -> None:
-    _account(runtime, "acme-prod")
+def test_import_bundled_package_and_delete(
+    logged_in: Any, runtime: Any, named_account: Any
+) -> None:
+    named_account()
     client = logged_in.client
     token = logged_in.csrf_token("/behaviors/import")
     response = client.post(
@@ -123,10 +112,10 @@ def test_forms_require_csrf(logged_in: Any) -> None:
     assert response.status_code == 400
 
 
-def test_run_form_queues_a_run(logged_in: Any, runtime: Any) -> None:
+def test_run_form_queues_a_run(logged_in: Any, runtime: Any, named_account: Any) -> None:
     from shared.models import Run
 
-    _account(runtime)
+    named_account()
     client = logged_in.client
     token = logged_in.csrf_token("/behaviors/new")
     client.post("/behaviors/new", data={"source": SOURCE, "csrf_token": token})
@@ -142,6 +131,28 @@ def test_run_form_queues_a_run(logged_in: Any, runtime: Any) -> None:
     assert f"/runs/{runs[0].id}" in response.headers["Location"] or response.headers[
         "Location"
     ].endswith("/behaviors/page-made")
+
+
+def test_run_form_uses_the_configured_max_attempts(
+    settings: Any, runtime: Any, named_account: Any
+) -> None:
+    from shared.behaviors.store import save_behavior
+    from shared.models import Run
+    from tests.conftest import AuthActions
+    from web import create_app
+
+    app = create_app(settings.with_(run_max_attempts=2), runtime)
+    app.config.update(TESTING=True, WTF_CSRF_ENABLED=False)
+    auth = AuthActions(app.test_client(), runtime)
+    auth.create_admin()
+    assert auth.login().status_code == 302
+    named_account()
+    with runtime.Session.begin() as session:
+        save_behavior(session, SOURCE)
+    response = auth.client.post("/behaviors/page-made/run", data={"payload": "{}"})
+    assert response.status_code == 302
+    with runtime.Session() as session:
+        assert session.scalars(select(Run.max_attempts)).one() == 2
 
 
 def test_a_rejected_run_payload_comes_back_for_editing(client, logged_in, runtime):

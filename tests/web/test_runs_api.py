@@ -24,12 +24,8 @@ result: "{{ vars.x }}"
 """
 
 
-@pytest.fixture(autouse=True)
-def _no_worker(settings, _session_workers):
-    """These tests look at runs before any worker takes them: stop this backend's worker."""
-    proc = _session_workers.get(settings.database_url)
-    if proc is not None:
-        proc.stop()
+# These tests look at runs before any worker takes them.
+pytestmark = pytest.mark.usefixtures("no_worker")
 
 
 def _save(runtime, source: str = NOOP) -> None:

@@ -10,8 +10,9 @@ import importlib
 from typing import Any
 
 from flask import Blueprint, jsonify, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException
 
+from ..errors import http_error_response
 from .errors import ApiError, error_response
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -38,26 +39,7 @@ def _api_error(exc: ApiError) -> Any:
 
 @api.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Any:
-    code = (exc.name or "error").lower().replace(" ", "_")
-    response = error_response(exc.code or 500, code, exc.description or exc.name or "error")
-    _copy_headers(exc, response)
-    return response
-
-
-def _copy_headers(exc: HTTPException, response: Any) -> None:
-    """Keep the exception's own headers (405's Allow, 401's WWW-Authenticate) on the JSON body."""
-    for key, value in exc.get_headers():
-        if key.lower() not in ("content-type", "content-length"):
-            response.headers[key] = value
-
-
-@api.app_errorhandler(MethodNotAllowed)
-def _method_not_allowed(exc: MethodNotAllowed) -> Any:
-    # Routing errors happen before a blueprint is chosen, so the app's generic handler would
-    # answer them and drop the Allow header that RFC 9110 requires on a 405.
-    if not request.path.startswith(api.url_prefix or "/api/v1"):
-        return exc
-    return _http_error(exc)
+    return http_error_response(exc)
 
 
 @api.errorhandler(Exception)

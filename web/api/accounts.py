@@ -12,7 +12,7 @@ from shared.models import Account
 from web.api import api
 
 from ..db import db, runtime, settings
-from .errors import ApiError, json_body, not_found, validation_error
+from .errors import ApiError, get_or_404, json_body, not_found, validation_error
 from .openapi import document, schema
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -48,10 +48,14 @@ ID_PARAM = [{"name": "account_id", "in": "path", "required": True, "schema": {"t
 
 
 def _get(account_id: int) -> Account:
-    account = db().get(Account, account_id)
-    if account is None:
-        raise not_found("account")
-    return account
+    return get_or_404(Account, account_id, "account")
+
+
+def _release(account_id: int) -> None:
+    """404 for an unknown account, then end the request's transaction: the caller talks to
+    Salesforce and must not hold the database (on SQLite, the write lock) meanwhile."""
+    _get(account_id)
+    db().rollback()
 
 
 @api.post("/accounts/link")
@@ -91,8 +95,7 @@ def get_account(account_id: int) -> Any:
 
 @api.delete("/accounts/<int:account_id>")
 def delete_account(account_id: int) -> Any:
-    _get(account_id)
-    db().rollback()  # release the transaction before talking to Salesforce
+    _release(account_id)
     outcome = unlink_account(runtime(), account_id)
     if outcome is None:
         raise not_found("account")
@@ -101,8 +104,7 @@ def delete_account(account_id: int) -> Any:
 
 @api.post("/accounts/<int:account_id>/refresh")
 def refresh_account_api(account_id: int) -> Any:
-    _get(account_id)
-    db().rollback()
+    _release(account_id)
     from shared.salesforce.auth import refresh_account
     from shared.salesforce.errors import NeedsReauth, SalesforceError, TokenError
 
@@ -112,8 +114,7 @@ def refresh_account_api(account_id: int) -> Any:
         raise ApiError(409, exc.error_code or "refresh_failed", exc.message) from None
     except SalesforceError as exc:
         raise ApiError(502, exc.error_code or "refresh_failed", exc.message) from None
-    db().expire_all()
-    return jsonify(account_to_dict(_get(account_id)))
+    return jsonify(account_to_dict(_get(account_id)))  # the rollback expired the old values
 
 
 document(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import request
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from shared.behaviors.packages import import_package
 from shared.behaviors.registry import registered
@@ -142,21 +145,25 @@ def _version_count(behavior_id: int) -> int:
     )
 
 
-def _save(source: str, fmt: str | None, expected_name: str | None = None) -> tuple[Any, ...]:
+@contextmanager
+def _saving(conflict: str) -> Iterator[Session]:
+    """Yield the request session and commit; 422 listing every problem, or 409 `conflict`."""
     session = db()
     try:
-        behavior, version, created = save_behavior(
-            session, source, fmt, expected_name=expected_name
-        )
+        yield session
         session.commit()
     except DefinitionInvalid as exc:
         session.rollback()
         raise validation_error(exc.problems) from None
     except IntegrityError:
-        # Two saves of a new name at once: the unique constraint picked one winner.
+        # Two saves of one name at once: the unique constraint picked one winner.
         session.rollback()
-        raise ApiError(409, "conflict", "the behavior was saved concurrently; try again") from None
-    return behavior, version, created
+        raise ApiError(409, "conflict", conflict) from None
+
+
+def _save(source: str, fmt: str | None, expected_name: str | None = None) -> tuple[Any, ...]:
+    with _saving("the behavior was saved concurrently; try again") as session:
+        return save_behavior(session, source, fmt, expected_name=expected_name)
 
 
 @api.post("/behaviors")
@@ -304,16 +311,8 @@ def import_package_route() -> Any:
         source, fmt = _source_from_body({k: v for k, v in body.items() if k != "account"})
         if "source" not in body:
             raise validation_error(["source: required (the package's YAML or JSON text)"])
-    session = db()
-    try:
+    with _saving("behaviors were saved concurrently; try again") as session:
         report = import_package(session, source, fmt, account=account or None)
-        session.commit()
-    except DefinitionInvalid as exc:
-        session.rollback()
-        raise validation_error(exc.problems) from None
-    except IntegrityError:
-        session.rollback()
-        raise ApiError(409, "conflict", "behaviors were saved concurrently; try again") from None
     status = 201 if report.count("created") else 200
     return report.to_dict(), status
 

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
+from ..db import db
 from ..errors import error_response
 
-__all__ = ["ApiError", "error_response", "json_body", "not_found", "validation_error"]
+__all__ = [
+    "ApiError",
+    "error_response",
+    "get_or_404",
+    "json_body",
+    "not_found",
+    "validation_error",
+]
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -32,6 +41,14 @@ def validation_error(problems: list[str] | dict[str, Any], message: str | None =
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found")
+
+
+def get_or_404(model: type[T], ident: Any, what: str) -> T:
+    """The row with this primary key, or a 404 "<what> not found"."""
+    row = db().get(model, ident)
+    if row is None:
+        raise not_found(what)
+    return row
 
 
 def json_body() -> dict[str, Any]:

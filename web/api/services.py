@@ -13,7 +13,7 @@ from shared.services import ServiceInvalid, create_service, service_to_dict, upd
 from web.api import api
 
 from ..db import db, runtime
-from .errors import ApiError, json_body, not_found, validation_error
+from .errors import ApiError, get_or_404, json_body, validation_error
 from .openapi import document, schema
 
 _FIELDS: dict[str, Any] = {
@@ -50,13 +50,6 @@ SERVICE_INPUT = schema(
 ID_PARAM = [{"name": "service_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
 
 
-def _get(service_id: int) -> Service:
-    service = db().get(Service, service_id)
-    if service is None:
-        raise not_found("service")
-    return service
-
-
 @api.post("/services")
 def create_service_api() -> Any:
     data = json_body()
@@ -78,14 +71,14 @@ def list_services() -> Any:
 
 @api.get("/services/<int:service_id>")
 def get_service(service_id: int) -> Any:
-    return jsonify(service_to_dict(_get(service_id)))
+    return jsonify(service_to_dict(get_or_404(Service, service_id, "service")))
 
 
 @api.patch("/services/<int:service_id>")
 def update_service_api(service_id: int) -> Any:
     data = json_body()
     session = db()
-    service = _get(service_id)
+    service = get_or_404(Service, service_id, "service")
     try:
         update_service(session, runtime().crypto, service, data)
     except ServiceInvalid as exc:
@@ -98,7 +91,7 @@ def update_service_api(service_id: int) -> Any:
 @api.delete("/services/<int:service_id>")
 def delete_service_api(service_id: int) -> Any:
     session = db()
-    _get(service_id)
+    get_or_404(Service, service_id, "service")
     names = session.scalars(select(Account.name).where(Account.service_id == service_id)).all()
     if names and request.args.get("confirm") not in ("true", "1", "yes"):
         raise ApiError(

@@ -22,8 +22,7 @@ def index() -> Any:
         "accounts": session.scalar(select(func.count()).select_from(Account)) or 0,
         "behaviors": session.scalar(select(func.count()).select_from(Behavior)) or 0,
     }
-    rows = session.execute(select(Run.status, func.count()).group_by(Run.status)).all()
-    by_status = {status: count for status, count in rows}
+    by_status = dict(session.execute(select(Run.status, func.count()).group_by(Run.status)).all())
     recent = session.scalars(select(Run).order_by(Run.id.desc()).limit(10)).all()
     # What needs a person now: accounts Salesforce stopped trusting, and the oldest queued run
     # (a stuck queue means no worker is taking work).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,18 +12,22 @@ from sqlalchemy import select
 from shared.linking import LinkInvalid, start_link, unlink_account
 from shared.models import Account, Behavior, BehaviorVersion, Run, Service, utcnow
 
-from ..db import db, runtime, settings
+from ..db import db, get_or_404, runtime, settings
 from ..oauth import BINDING_KEY
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
-log = logging.getLogger("forcebot.web.accounts")
 
 
 def _get(account_id: int) -> Account:
-    account = db().get(Account, account_id)
-    if account is None:
-        abort(404)
-    return account
+    return get_or_404(Account, account_id)
+
+
+def _release(account_id: int) -> str:
+    """The account's name (404 if unknown), then end the request's transaction: the caller
+    talks to Salesforce and must not hold the database (on SQLite, the write lock) meanwhile."""
+    name = _get(account_id).name
+    db().rollback()
+    return name
 
 
 def _browser_binding() -> str:
@@ -115,8 +118,7 @@ def relink(account_id: int) -> Any:
 
 @bp.post("/<int:account_id>/unlink")
 def unlink(account_id: int) -> Any:
-    _get(account_id)
-    db().rollback()  # release the request's transaction before talking to Salesforce
+    _release(account_id)
     outcome = unlink_account(runtime(), account_id)
     if outcome is None:
         abort(404)
@@ -133,9 +135,7 @@ def unlink(account_id: int) -> Any:
 
 @bp.post("/<int:account_id>/refresh")
 def refresh(account_id: int) -> Any:
-    account = _get(account_id)
-    name = account.name
-    db().rollback()
+    name = _release(account_id)
     from shared.salesforce.auth import refresh_account
     from shared.salesforce.errors import SalesforceError
 
@@ -150,9 +150,7 @@ def refresh(account_id: int) -> Any:
 
 @bp.post("/<int:account_id>/test")
 def test_connection(account_id: int) -> Any:
-    account = _get(account_id)
-    name = account.name
-    db().rollback()
+    name = _release(account_id)
     from shared.salesforce.client import SalesforceClient
     from shared.salesforce.errors import SalesforceError
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +12,14 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask import session as session_store
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from werkzeug.routing import BuildError
+from sqlalchemy.orm import Session
 
 from shared.behaviors.packages import import_package
 from shared.behaviors.registry import registered
 from shared.behaviors.store import DefinitionInvalid, save_behavior
 from shared.models import Account, Behavior, BehaviorVersion, Run
 
-from ..db import db
+from ..db import db, settings
 
 bp = Blueprint("behaviors", __name__, url_prefix="/behaviors")
 
@@ -38,6 +40,22 @@ result: "{{{{ steps.contact.records }}}}"
 
 def _account_names() -> list[str]:
     return list(db().scalars(select(Account.name).order_by(Account.name)))
+
+
+@contextmanager
+def _saving(problems: list[str], conflict: str) -> Iterator[Session]:
+    """Yield the request session and commit; on invalid definitions or a concurrent save
+    (`conflict`), roll back and add to `problems` instead of raising."""
+    session = db()
+    try:
+        yield session
+        session.commit()
+    except DefinitionInvalid as exc:
+        session.rollback()
+        problems.extend(exc.problems)
+    except IntegrityError:
+        session.rollback()
+        problems.append(conflict)
 
 
 def _behavior_or_404(name: str) -> Behavior:
@@ -81,20 +99,13 @@ def new() -> Any:
     problems: list[str] = []
     if request.method == "POST":
         source = request.form.get("source", "")
-        session = db()
-        try:
+        conflict = "name: a behavior with this name was just created; reload and edit it"
+        with _saving(problems, conflict) as session:
             name = _peek_name(source)
             if name and session.scalar(select(Behavior.id).where(Behavior.name == name)):
                 raise DefinitionInvalid([f'name: a behavior named "{name}" exists already'])
             behavior, version, _ = save_behavior(session, source)
-            session.commit()
-        except DefinitionInvalid as exc:
-            session.rollback()
-            problems = exc.problems
-        except IntegrityError:
-            session.rollback()
-            problems = ["name: a behavior with this name was just created; reload and edit it"]
-        else:
+        if not problems:
             flash(f"Created {behavior.name} (version {version.version}).", "success")
             return redirect(url_for("behaviors.detail", name=behavior.name))
     status = 422 if problems else 200
@@ -135,14 +146,9 @@ def detail(name: str) -> Any:
     problems: list[str] = []
     if request.method == "POST":
         source = request.form.get("source", "")
-        session = db()
-        try:
+        with _saving(problems, "the behavior was saved concurrently; try again") as session:
             _, version, _ = save_behavior(session, source, expected_name=name)
-            session.commit()
-        except DefinitionInvalid as exc:
-            session.rollback()
-            problems = exc.problems
-        else:
+        if not problems:
             flash(f"Saved version {version.version}.", "success")
             return redirect(url_for("behaviors.detail", name=name))
     definition = shown.definition if shown else {}
@@ -207,7 +213,13 @@ def run(name: str) -> Any:
         return redirect(url_for("behaviors.detail", name=name))
     session = db()
     try:
-        run_row, _ = create_run(session, name, payload, trigger="manual")
+        run_row, _ = create_run(
+            session,
+            name,
+            payload,
+            trigger="manual",
+            default_max_attempts=settings().run_max_attempts,
+        )
         session.commit()
     except PayloadInvalid as exc:
         session.rollback()
@@ -221,11 +233,7 @@ def run(name: str) -> Any:
 
     # The run row is committed first (outbox); if sending fails, the re-queue sweep sends it.
     enqueue(run_row.id)
-    try:
-        return redirect(url_for("runs.detail", run_id=run_row.id))
-    except BuildError:  # the runs pages are optional blueprints
-        flash(f"Queued run {run_row.id}.", "success")
-        return redirect(url_for("behaviors.detail", name=name))
+    return redirect(url_for("runs.detail", run_id=run_row.id))
 
 
 def _keep_rejected(name: str, raw: str) -> None:
@@ -252,16 +260,8 @@ def import_() -> Any:
         if not source.strip():
             problems = ["source: choose a file or paste the package text"]
         else:
-            session = db()
-            try:
+            with _saving(problems, "behaviors were saved concurrently; try again") as session:
                 report = import_package(session, source, account=account or None)
-                session.commit()
-            except DefinitionInvalid as exc:
-                session.rollback()
-                problems = exc.problems
-            except IntegrityError:
-                session.rollback()
-                problems = ["behaviors were saved concurrently; try again"]
     status = 422 if problems else 200
     return (
         render_template(

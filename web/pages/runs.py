@@ -24,9 +24,8 @@ def index() -> Any:
     if status not in runs.STATUSES:
         status = None
     behavior = request.args.get("behavior") or None
-    before = (
-        runs.decode_cursor(request.args.get("cursor") or "") if request.args.get("cursor") else None
-    )
+    cursor = request.args.get("cursor")
+    before = runs.decode_cursor(cursor) if cursor else None
     rows = runs.list_runs(
         db(), behavior=behavior, status=status, limit=PAGE_SIZE + 1, before_id=before
     )

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from shared.linking import delete_service
 from shared.models import Account, Service
 from shared.services import DEFAULTS, ServiceInvalid, create_service, update_service
 
-from ..db import db, runtime, settings
+from ..db import db, get_or_404, runtime, settings
 
 bp = Blueprint("services", __name__, url_prefix="/services")
 
@@ -40,10 +40,20 @@ def _form_data(creating: bool) -> dict[str, Any]:
 
 
 def _get(service_id: int) -> Service:
-    service = db().get(Service, service_id)
-    if service is None:
-        abort(404)
-    return service
+    return get_or_404(Service, service_id)
+
+
+def _form(service: Service | None, values: dict[str, Any], problems: list[str]) -> Any:
+    """The create/edit form (422 when it lists problems); the client secret is never echoed."""
+    values.pop("client_secret", None)
+    page = render_template(
+        "services/form.html",
+        service=service,
+        values=values,
+        problems=problems,
+        callback_url=settings().oauth_callback_url,
+    )
+    return page, 422 if problems else 200
 
 
 @bp.get("")
@@ -80,18 +90,7 @@ def new() -> Any:
             session.commit()
             flash(f"Created service {service.name}. Now link an account.", "success")
             return redirect(url_for("services.detail", service_id=service.id))
-    values.pop("client_secret", None)
-    status = 422 if problems else 200
-    return (
-        render_template(
-            "services/form.html",
-            service=None,
-            values=values,
-            problems=problems,
-            callback_url=settings().oauth_callback_url,
-        ),
-        status,
-    )
+    return _form(None, values, problems)
 
 
 @bp.get("/<int:service_id>")
@@ -129,17 +128,7 @@ def edit(service_id: int) -> Any:
             session.commit()
             flash(f"Saved service {service.name}.", "success")
             return redirect(url_for("services.detail", service_id=service.id))
-    values.pop("client_secret", None)
-    return (
-        render_template(
-            "services/form.html",
-            service=service,
-            values=values,
-            problems=problems,
-            callback_url=settings().oauth_callback_url,
-        ),
-        422 if problems else 200,
-    )
+    return _form(service, values, problems)
 
 
 @bp.post("/<int:service_id>/delete")
