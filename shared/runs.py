@@ -2,8 +2,8 @@
 
 A run row is committed before its Celery message is sent, so losing the message loses nothing:
 `reconcile()` sends runs that sat `queued` too long again, and re-queues runs whose worker
-stopped heart-beating. A message is only a hint — `claim_run()` is a compare-and-swap on the
-row, so duplicate deliveries and two dispatchers are harmless.
+stopped heart-beating. A message is only a hint — `claim_for_execution()` is a compare-and-swap
+on the row, so duplicate deliveries and two dispatchers are harmless.
 
     queued ──claim──► running ──► succeeded | failed | cancelled
        ▲                 │
@@ -32,17 +32,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from shared.behaviors import engine
 from shared.behaviors.definition import text_problem
-from shared.behaviors.store import (
-    MAX_PAYLOAD_BYTES,
-    LoadedBehavior,
-    load_behavior,
-    validate_payload,
-)
+from shared.behaviors.store import LoadedBehavior, load_behavior, validate_payload
 from shared.config import RunTimings, run_timings
 from shared.models import Account, Attempt, HttpExchange, Run, RunStep, utcnow
 from shared.models.runs import (
@@ -57,6 +53,9 @@ from shared.models.runs import (
     SUCCEEDED,
     WAITING,
 )
+from shared.salesforce import SalesforceClient, errors
+from shared.salesforce.redact import redact_body, redact_headers, redact_url
+from shared.salesforce.retry import backoff_delay
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
@@ -70,7 +69,7 @@ __all__ = [
     "RunRecorder",
     "RunStateError",
     "cancel_run",
-    "claim_run",
+    "claim_for_execution",
     "create_run",
     "decode_cursor",
     "dispatch_due",
@@ -84,18 +83,9 @@ __all__ = [
 ]
 
 SCHEDULED_TRIGGERS = ("schedule", "sync")
-EXCHANGE_BODY_CAP = 8 * 1024
 MAX_IDEMPOTENCY_KEY = 255
-REDACTED = "[redacted]"
-SECRET_HEADERS = frozenset(
-    {"authorization", "cookie", "set-cookie", "proxy-authorization", "x-sfdc-session"}
-)
-_SECRET_BODY = re.compile(
-    r'("?(?:access_token|refresh_token|client_secret|password|code_verifier|token)"?\s*[:=]\s*"?)'
-    r'([^"&\s,}]+)',
-    re.IGNORECASE,
-)
-_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9!._~+/=-]+")
+SKIPPED = "skipped"
+CANCELLED_BY_USER = {"code": "cancelled", "message": "cancelled by a user"}
 
 
 class PayloadInvalid(Exception):
@@ -149,12 +139,9 @@ def create_run(
         raise BehaviorNotFound(behavior_name)
     if payload is None:
         payload = {}
-    _, problems = validate_payload(behavior, payload)
+    _, problems = validate_payload(behavior, payload)  # the size limit too
     if problems:
         raise PayloadInvalid(problems)
-    size = len(json.dumps(payload, separators=(",", ":"), default=str).encode())
-    if size > MAX_PAYLOAD_BYTES:
-        raise PayloadInvalid([f"payload: {size} bytes; the limit is {MAX_PAYLOAD_BYTES}"])
     now = utcnow()
     run = Run(
         behavior_name=behavior_name,
@@ -246,27 +233,12 @@ def cancel_run(session: Session, run_id: int) -> Run:
         run.cancel_requested = True
         session.flush()
         return run
-    now = utcnow()
     # Compare-and-swap: a worker may claim the run between our read and this write.
-    changed = session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status.in_((QUEUED, RETRYING, WAITING)))
-        .values(
-            status=CANCELLED,
-            finished_at=now,
-            next_attempt_at=None,
-            error={"code": "cancelled", "message": "cancelled by a user"},
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    if not changed:
-        session.refresh(run)
-        if run.status == RUNNING:
-            run.cancel_requested = True
-            session.flush()
-        return run
-    _close_open_attempt(session, run_id, CANCELLED, {"code": "cancelled", "message": "cancelled"})
+    cancelled = _cancel_where(session, run_id, Run.status.in_((QUEUED, RETRYING, WAITING)))
     session.refresh(run)
+    if not cancelled and run.status == RUNNING:
+        run.cancel_requested = True
+        session.flush()
     return run
 
 
@@ -277,15 +249,23 @@ def _get(session: Session, run_id: int) -> Run:
     return run
 
 
-def _close_open_attempt(
-    session: Session, run_id: int, status: str, error: dict[str, Any] | None = None
-) -> None:
-    session.execute(
-        update(Attempt)
-        .where(Attempt.run_id == run_id, Attempt.finished_at.is_(None))
-        .values(status=status, finished_at=utcnow(), error=error)
+def _cancel_where(session: Session, run_id: int, condition: ColumnElement[bool]) -> bool:
+    """End the run as cancelled if `condition` still holds (and its open attempt); True if so."""
+    now = utcnow()
+    changed = session.execute(
+        update(Run)
+        .where(Run.id == run_id, condition)
+        .values(status=CANCELLED, finished_at=now, next_attempt_at=None, error=CANCELLED_BY_USER)
         .execution_options(synchronize_session=False)
-    )
+    ).rowcount  # type: ignore[attr-defined]
+    if changed:
+        session.execute(
+            update(Attempt)
+            .where(Attempt.run_id == run_id, Attempt.finished_at.is_(None))
+            .values(status=CANCELLED, finished_at=now, error=CANCELLED_BY_USER)
+            .execution_options(synchronize_session=False)
+        )
+    return bool(changed)
 
 
 # --------------------------------------------------------------------------- claiming
@@ -308,9 +288,9 @@ class Claim:
     worker: str
 
 
-def claim_run(
+def claim_for_execution(
     session: Session, run_id: int, worker_name: str, *, timings: RunTimings | None = None
-) -> Run | None:
+) -> Claim | None:
     """Take the run for `worker_name` if it is runnable now; None when someone else has it.
 
     Runnable: queued; retrying or waiting and due; or running with a stale heartbeat (its
@@ -319,30 +299,11 @@ def claim_run(
     timings = timings or run_timings()
     now = utcnow()
     stale = now - timedelta(seconds=timings.heartbeat_stale)
+    dead = and_(Run.status == RUNNING, or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < stale))
     # A cancel asked of a run whose worker died (or that is between tries) ends it here.
-    ended = session.execute(
-        update(Run)
-        .where(
-            Run.id == run_id,
-            Run.cancel_requested.is_(True),
-            or_(
-                Run.status.in_((QUEUED, RETRYING, WAITING)),
-                and_(
-                    Run.status == RUNNING,
-                    or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < stale),
-                ),
-            ),
-        )
-        .values(
-            status=CANCELLED,
-            finished_at=now,
-            next_attempt_at=None,
-            error={"code": "cancelled", "message": "cancelled by a user"},
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    if ended:
-        _close_open_attempt(session, run_id, CANCELLED, {"code": "cancelled"})
+    between_tries = Run.status.in_((QUEUED, RETRYING, WAITING))
+    asked = Run.cancel_requested.is_(True)
+    if _cancel_where(session, run_id, and_(asked, or_(between_tries, dead))):
         return None
     claimable = or_(
         Run.status == QUEUED,
@@ -350,7 +311,7 @@ def claim_run(
             Run.status.in_((RETRYING, WAITING)),
             or_(Run.next_attempt_at.is_(None), Run.next_attempt_at <= now),
         ),
-        and_(Run.status == RUNNING, or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < stale)),
+        dead,
     )
     changed = session.execute(
         update(Run)
@@ -360,40 +321,23 @@ def claim_run(
     ).rowcount  # type: ignore[attr-defined]
     if not changed:
         return None
-    run = session.get(Run, run_id)
+    run = session.get(Run, run_id, populate_existing=True)
     assert run is not None
-    session.refresh(run)
     if run.started_at is None:
         run.started_at = now
-    open_attempt = session.scalars(
-        select(Attempt)
-        .where(Attempt.run_id == run_id, Attempt.finished_at.is_(None))
-        .order_by(Attempt.number.desc())
-    ).first()
-    if open_attempt is None:
-        run.attempts += 1
-        run.retries = 0
-        open_attempt = Attempt(run_id=run_id, number=run.attempts, status=RUNNING)
-        session.add(open_attempt)
-    open_attempt.status = RUNNING
-    open_attempt.worker = worker_name
-    session.flush()
-    return run
-
-
-def claim_for_execution(
-    session: Session, run_id: int, worker_name: str, *, timings: RunTimings | None = None
-) -> Claim | None:
-    """`claim_run`, returning a detached snapshot for `execute_claimed`."""
-    run = claim_run(session, run_id, worker_name, timings=timings)
-    if run is None:
-        return None
     attempt = session.scalars(
         select(Attempt)
         .where(Attempt.run_id == run_id, Attempt.finished_at.is_(None))
         .order_by(Attempt.number.desc())
     ).first()
-    assert attempt is not None
+    if attempt is None:
+        run.attempts += 1
+        run.retries = 0
+        attempt = Attempt(run_id=run_id, number=run.attempts)
+        session.add(attempt)
+    attempt.status = RUNNING
+    attempt.worker = worker_name
+    session.flush()
     return Claim(
         run_id=run.id,
         attempt_id=attempt.id,
@@ -412,36 +356,6 @@ def claim_for_execution(
 # --------------------------------------------------------------------------- recording steps
 
 
-def redact_headers(headers: Any) -> dict[str, Any] | None:
-    if not isinstance(headers, dict):
-        return None
-    return {
-        str(k): (REDACTED if str(k).lower() in SECRET_HEADERS else _redact_text(str(v)))
-        for k, v in headers.items()
-    }
-
-
-def _redact_text(text: str) -> str:
-    text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
-    return _SECRET_BODY.sub(lambda m: m.group(1) + REDACTED, text)
-
-
-def redact_body(body: Any) -> str | None:
-    """Redact token-like values and cap at 8 KB (the client did this too; we don't trust it)."""
-    if body is None:
-        return None
-    if not isinstance(body, str):
-        try:
-            body = json.dumps(body, default=str)
-        except (TypeError, ValueError):
-            body = str(body)
-    body = _redact_text(body)
-    encoded = body.encode()
-    if len(encoded) > EXCHANGE_BODY_CAP:
-        body = encoded[:EXCHANGE_BODY_CAP].decode(errors="ignore") + "…[truncated]"
-    return body
-
-
 def _jsonable(value: Any) -> Any:
     """A JSON column value: round-trip through json so datetimes and the like become strings."""
     if value is None:
@@ -455,30 +369,34 @@ def _jsonable(value: Any) -> Any:
 class RunRecorder:
     """The engine's StepRecorder: RunStep and HttpExchange rows of one attempt.
 
-    Every call commits at once in its own short transaction so that a worker killed in the
+    Every write commits at once in its own short transaction so that a worker killed in the
     middle of a step leaves every earlier step recorded as finished.
     """
 
     def __init__(self, factory: sessionmaker[Session], claim: Claim) -> None:
         self.factory = factory
         self.claim = claim
-        self.step_ids: dict[str, int] = {}
+        # Step row ids of this attempt by key; None when `completed` found no row.
+        self.step_ids: dict[str, int | None] = {}
         self.current: str | None = None
-        self.account_ids: list[int] = []
+        self.account_id: int | None = None  # of the last client handed out
+        self.progress: dict[str, Any] | None = None  # only this worker writes it while running
 
     def completed(self, key: str) -> tuple[bool, Any]:
-        with self.factory.begin() as session:
-            step = self._step(session, key)
-            if step is not None and step.status in (SUCCEEDED, "skipped"):
-                self.step_ids[key] = step.id
-                return True, step.output
+        with self.factory() as session:
+            row = session.execute(
+                select(RunStep.id, RunStep.status, RunStep.output).where(self._where(key))
+            ).one_or_none()
+        self.step_ids[key] = row.id if row else None
+        if row is not None and row.status in (SUCCEEDED, SKIPPED):
+            return True, row.output
         return False, None
 
     def start(self, key: str, action: str) -> None:
+        now = utcnow()
         with self.factory.begin() as session:
-            step = self._step(session, key)
-            now = utcnow()
-            if step is None:
+            step_id = self._step_id(session, key)
+            if step_id is None:
                 step = RunStep(
                     run_id=self.claim.run_id,
                     attempt_id=self.claim.attempt_id,
@@ -488,19 +406,22 @@ class RunRecorder:
                     started_at=now,
                 )
                 session.add(step)
+                session.flush()
+                self.step_ids[key] = step.id
             else:
                 # A retried step keeps its row (and its earlier HTTP exchanges, which show the
                 # faults that made us wait).
-                step.status = RUNNING
-                step.started_at = now
-                step.finished_at = None
-                step.error = None
-            session.flush()
-            self.step_ids[key] = step.id
+                session.execute(
+                    update(RunStep)
+                    .where(RunStep.id == step_id)
+                    .values(status=RUNNING, started_at=now, finished_at=None, error=None)
+                )
+            if self.progress is None:
+                stored = session.scalar(select(Run.progress).where(Run.id == self.claim.run_id))
+                self.progress = dict(stored or {})
+            self.progress["current_step"] = key
             session.execute(
-                update(Run)
-                .where(Run.id == self.claim.run_id)
-                .values(progress=_progress_with(session, self.claim.run_id, current_step=key))
+                update(Run).where(Run.id == self.claim.run_id).values(progress=dict(self.progress))
             )
         self.current = key
 
@@ -508,29 +429,33 @@ class RunRecorder:
         self, key: str, status: str, output: Any = None, error: dict[str, Any] | None = None
     ) -> None:
         with self.factory.begin() as session:
-            step = self._step(session, key)
-            if step is None:
+            step_id = self._step_id(session, key)
+            if step_id is None:
                 return
-            step.status = status
-            step.finished_at = utcnow()
-            step.output = _jsonable(output)
-            step.error = _jsonable(error)
+            session.execute(
+                update(RunStep)
+                .where(RunStep.id == step_id)
+                .values(
+                    status=status,
+                    finished_at=utcnow(),
+                    output=_jsonable(output),
+                    error=_jsonable(error),
+                )
+            )
 
     def exchange(self, key: str, summary: dict[str, Any]) -> None:
+        # The client's summaries arrive redacted; redacting again the same way changes nothing
+        # then, and keeps a secret out of the table whoever calls this.
+        account_id = summary.get("account_id")
+        duration = summary.get("duration_ms")
         with self.factory.begin() as session:
-            step_id = self.step_ids.get(key)
-            if step_id is None and key:
-                step = self._step(session, key)
-                step_id = step.id if step else None
-            account_id = summary.get("account_id")
-            duration = summary.get("duration_ms")
             session.add(
                 HttpExchange(
                     run_id=self.claim.run_id,
-                    step_id=step_id,
+                    step_id=self._step_id(session, key) if key else None,
                     account_id=account_id if isinstance(account_id, int) else None,
                     method=str(summary.get("method") or "GET")[:10],
-                    url=_redact_text(str(summary.get("url") or "")),
+                    url=redact_url(str(summary.get("url") or "")),
                     status=summary.get("status"),
                     duration_ms=int(duration) if isinstance(duration, int | float) else None,
                     request_headers=redact_headers(summary.get("request_headers")),
@@ -547,17 +472,14 @@ class RunRecorder:
                 session.scalar(select(Run.cancel_requested).where(Run.id == self.claim.run_id))
             )
 
-    def _step(self, session: Session, key: str) -> RunStep | None:
-        return session.scalars(
-            select(RunStep).where(
-                RunStep.attempt_id == self.claim.attempt_id, RunStep.key == key[:255]
-            )
-        ).one_or_none()
+    def _where(self, key: str) -> ColumnElement[bool]:
+        return and_(RunStep.attempt_id == self.claim.attempt_id, RunStep.key == key[:255])
 
-
-def _progress_with(session: Session, run_id: int, **changes: Any) -> dict[str, Any]:
-    current = session.scalar(select(Run.progress).where(Run.id == run_id)) or {}
-    return {**current, **changes}
+    def _step_id(self, session: Session, key: str) -> int | None:
+        """The step row's id: remembered from `completed` or `start`, else looked up."""
+        if key not in self.step_ids:
+            self.step_ids[key] = session.scalar(select(RunStep.id).where(self._where(key)))
+        return self.step_ids[key]
 
 
 class Heartbeat:
@@ -611,6 +533,17 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class _RunLog(logging.LoggerAdapter[logging.Logger]):
+    """Prefix the engine's and Python behaviors' log lines with `run=ID`."""
+
+    def __init__(self, logger: logging.Logger, run_id: int) -> None:
+        super().__init__(logger, {"run": run_id})
+        self.prefix = f"run={run_id} "
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return self.prefix + str(msg), kwargs
+
+
 class _EqualJitter:
     """Uniform in the upper half of the range: jittered, yet each wait is at least the last."""
 
@@ -620,8 +553,6 @@ class _EqualJitter:
 
 def backoff(retry_number: int, retry_after: float | None, timings: RunTimings) -> float:
     """Exponential back-off with jitter for retry `retry_number`, honouring Retry-After."""
-    from shared.salesforce.retry import backoff_delay
-
     return backoff_delay(
         retry_number,
         base=timings.retry_base,
@@ -639,11 +570,8 @@ def execute_claimed(
     client_factory: Callable[..., Any] | None = None,
 ) -> Outcome:
     """Run the claimed attempt through the behavior engine and record how it ended."""
-    from shared.behaviors import engine
-
     timings = timings or run_timings()
     factory = runtime.Session
-    run_log = logging.LoggerAdapter(log, {"run": claim.run_id})
     recorder = RunRecorder(factory, claim)
     with factory() as session:
         behavior = load_behavior(session, claim.behavior_name, claim.behavior_version)
@@ -678,7 +606,7 @@ def execute_claimed(
         behavior=behavior,
         recorder=recorder,
         client_for=client_for,
-        log=run_log,
+        log=_RunLog(log, claim.run_id),
         run_info={
             "id": claim.run_id,
             "attempt": claim.attempt,
@@ -697,7 +625,7 @@ def execute_claimed(
         except engine.StepFailed as exc:
             outcome = Outcome(FAILED, error=_jsonable(exc.error))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded outcome
-            outcome = classify(runtime, claim, exc, recorder, timings)
+            outcome = classify(claim, exc, recorder, timings)
         else:
             outcome = Outcome(SUCCEEDED, result=_jsonable(result))
     return finish_run(runtime, claim, outcome)
@@ -720,11 +648,9 @@ def _client_factory(
             account_id = session.scalar(select(Account.id).where(Account.name == name))
         if account_id is None:
             raise LookupError(f'unknown account "{name}"')
-        recorder.account_ids.append(account_id)
+        recorder.account_id = account_id
         if override is not None:
             return override(runtime, account_id, on_exchange=on_exchange, purpose=purpose)
-        from shared.salesforce.client import SalesforceClient
-
         return SalesforceClient.for_account(
             runtime, account_id, on_exchange=on_exchange, purpose=purpose
         )
@@ -732,15 +658,9 @@ def _client_factory(
     return client_for
 
 
-def classify(
-    runtime: Runtime, claim: Claim, exc: Exception, recorder: RunRecorder, timings: RunTimings
-) -> Outcome:
+def classify(claim: Claim, exc: Exception, recorder: RunRecorder, timings: RunTimings) -> Outcome:
     """Decide retrying / waiting / failing for an exception the engine let through."""
-    try:
-        from shared.salesforce import errors
-    except ImportError:  # pragma: no cover - the client package ships with shared
-        errors = None  # type: ignore[assignment]
-    if errors is None or not isinstance(exc, errors.SalesforceError):
+    if not isinstance(exc, errors.SalesforceError):
         log.exception("run=%s attempt=%s internal error", claim.run_id, claim.attempt)
         return Outcome(
             FAILED, error={"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
@@ -748,9 +668,7 @@ def classify(
     detail = _jsonable(exc.to_dict()) or {}
     if recorder.current:
         detail["step"] = recorder.current
-    account_id = getattr(exc, "account_id", None) or (
-        recorder.account_ids[-1] if recorder.account_ids else claim.account_id
-    )
+    account_id = getattr(exc, "account_id", None) or recorder.account_id or claim.account_id
     if isinstance(exc, errors.NeedsReauth):
         return Outcome(FAILED, error={**detail, "code": "needs_reauth"})
     if isinstance(exc, errors.DailyLimitExceeded | errors.QuotaReserveReached):
@@ -839,8 +757,6 @@ def finish_run(runtime: Runtime, claim: Claim, outcome: Outcome) -> Outcome:
                 delay,
                 (outcome.error or {}).get("code"),
             )
-            if outcome.status == WAITING:
-                outcome.requeue_in = None
             return outcome
         run.status = outcome.status
         run.finished_at = now
@@ -1150,4 +1066,20 @@ def list_runs(
     return list(session.scalars(query))
 
 
-__all__ += ["ACTIVE", "STATUSES", "Claim", "claim_for_execution", "list_runs", "finish_run"]
+def list_runs_page(
+    session: Session,
+    *,
+    behavior: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> tuple[list[Run], str | None]:
+    """One page of `list_runs`, and the cursor of the next page (None on the last one)."""
+    rows = list_runs(
+        session, behavior=behavior, status=status, limit=limit + 1, before_id=before_id
+    )
+    page = rows[:limit]
+    return page, encode_cursor(page[-1].id) if len(rows) > limit else None
+
+
+__all__ += ["ACTIVE", "STATUSES", "Claim", "list_runs", "list_runs_page", "finish_run"]

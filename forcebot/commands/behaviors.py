@@ -76,20 +76,15 @@ def behavior() -> None:
 def behavior_validate(file: str) -> None:
     """Check a definition (or a package) without the database; exit 2 listing every problem."""
     from shared.behaviors.definition import ParseError, parse_source, validate_definition
-    from shared.behaviors.packages import read_package
-    from shared.behaviors.store import DefinitionInvalid
+    from shared.behaviors.packages import package_problems
 
     source, fmt = _read(file)
     try:
         parsed = parse_source(source, fmt)
     except ParseError as exc:
         _report_problems(file, [f"source: {exc}"], "not valid")
-    problems: list[str] = []
     if isinstance(parsed, dict) and "behaviors" in parsed:
-        try:
-            read_package(source, fmt)
-        except DefinitionInvalid as exc:
-            problems += exc.problems
+        problems = package_problems(parsed)
         for index, item in enumerate(parsed.get("behaviors") or []):
             problems += [f"behaviors[{index}].{p}" for p in validate_definition(item)]
         count = len(parsed.get("behaviors") or [])

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from jinja2 import TemplateError
 from jinja2.sandbox import SecurityError
 
+from shared.salesforce import errors
+
 from . import templates
 from .actions import CLIENT_ACTIONS, ActionError
 from .store import LoadedBehavior
@@ -81,13 +83,23 @@ class Cancelled(Exception):
     """A cancel was requested; raised at the next step boundary."""
 
 
+# Errors in rendering a template at run time (Jinja's, and Python's from inside an expression).
+TEMPLATE_ERRORS = (TemplateError, ArithmeticError, TypeError, ValueError)
+
+
 def _propagates(exc: Exception) -> bool:
     """Whether the runs engine, not us, must decide what a Salesforce error means."""
-    from shared.salesforce import errors
-
+    if not isinstance(exc, errors.SalesforceError):
+        return False
     if isinstance(exc, errors.DailyLimitExceeded | errors.QuotaReserveReached | errors.NeedsReauth):
         return True
     return bool(getattr(exc, "retryable", False))
+
+
+def _template_failed(exc: Exception, path: str, key: str) -> StepFailed:
+    # SecurityError is a TemplateError: the sandbox refused an access or an operation.
+    code = "template_refused" if isinstance(exc, SecurityError) else "template_error"
+    return StepFailed({"code": code, "message": f"{path}: {exc}", "step": key})
 
 
 class _Execution:
@@ -137,14 +149,8 @@ class _Execution:
     def render(self, value: Any, path: str, context: dict[str, Any], key: str) -> Any:
         try:
             return templates.render_value(value, context)
-        except SecurityError as exc:
-            raise StepFailed(
-                {"code": "template_refused", "message": f"{path}: {exc}", "step": key}
-            ) from None
-        except (TemplateError, ArithmeticError, TypeError, ValueError) as exc:
-            raise StepFailed(
-                {"code": "template_error", "message": f"{path}: {exc}", "step": key}
-            ) from None
+        except TEMPLATE_ERRORS as exc:
+            raise _template_failed(exc, path, key) from None
 
     # ----------------------------------------------------------------- steps
 
@@ -172,14 +178,8 @@ class _Execution:
             if "when" in step:
                 try:
                     go = templates.is_true(step["when"], context)
-                except SecurityError as exc:
-                    raise StepFailed(
-                        {"code": "template_refused", "message": f"when: {exc}", "step": key}
-                    ) from None
-                except (TemplateError, ArithmeticError, TypeError, ValueError) as exc:
-                    raise StepFailed(
-                        {"code": "template_error", "message": f"when: {exc}", "step": key}
-                    ) from None
+                except TEMPLATE_ERRORS as exc:
+                    raise _template_failed(exc, "when", key) from None
                 if not go:
                     self.recorder.finish(key, "skipped")
                     self.ctx.log.info("step=%s status=skipped", key)
@@ -194,7 +194,7 @@ class _Execution:
         except Exception as exc:
             error = self.describe(exc, key)
             self.recorder.finish(key, "failed", error=error)
-            if error["code"] == "internal_error" or self.is_salesforce_propagating(exc):
+            if error["code"] == "internal_error" or _propagates(exc):
                 raise
             raise StepFailed(error) from exc
         self.current_key = key
@@ -202,15 +202,8 @@ class _Execution:
         self.ctx.log.info("step=%s status=succeeded", key)
         return output
 
-    def is_salesforce_propagating(self, exc: Exception) -> bool:
-        from shared.salesforce.errors import SalesforceError
-
-        return isinstance(exc, SalesforceError) and _propagates(exc)
-
     def describe(self, exc: Exception, key: str) -> dict[str, Any]:
-        from shared.salesforce.errors import SalesforceError
-
-        if isinstance(exc, SalesforceError):
+        if isinstance(exc, errors.SalesforceError):
             return {**exc.to_dict(), "step": key}
         if isinstance(exc, ActionError):
             return {"code": exc.code, "message": exc.message, "step": key}
@@ -298,7 +291,6 @@ class _Execution:
             scope = {**extra, "item": item, "loop": loop}
             self.run_steps(step["steps"], f"{key}[{index}].", inner_outputs, scope)
             results.append({s["id"]: inner_outputs.get(s["id"]) for s in step["steps"]})
-        self.current_key = key
         return results
 
     # ----------------------------------------------------------------- whole runs
@@ -311,7 +303,7 @@ class _Execution:
             return None
         try:
             return templates.render_value(definition["result"], self.context(outputs, {}))
-        except (TemplateError, ArithmeticError, TypeError, ValueError) as exc:
+        except TEMPLATE_ERRORS as exc:
             raise StepFailed({"code": "template_error", "message": f"result: {exc}"}) from None
 
     def run_python(self) -> Any:
@@ -333,7 +325,7 @@ class _Execution:
             if error["code"] == "internal_error":
                 error["code"] = "python_error"
             self.recorder.finish(PYTHON_STEP, "failed", error=error)
-            if self.is_salesforce_propagating(exc):
+            if _propagates(exc):
                 raise
             raise StepFailed(error) from exc
         self.recorder.finish(PYTHON_STEP, "succeeded", output=output)

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from sqlalchemy.orm import Session
 
-from .definition import ParseError, detect_format, parse_source
+from .definition import ParseError, parse_source
 from .store import DefinitionInvalid, check_definition, get_version, save_behavior
 
 MAX_BEHAVIORS = 200
@@ -59,14 +59,10 @@ def _behavior_source(definition: dict[str, Any]) -> str:
     return yaml.safe_dump(definition, sort_keys=False, allow_unicode=True, width=100)
 
 
-def read_package(source: str, fmt: str | None = None) -> dict[str, Any]:
-    """Parse a package and check its shape; raise DefinitionInvalid."""
-    try:
-        package = parse_source(source, fmt or detect_format(source))
-    except ParseError as exc:
-        raise DefinitionInvalid([f"source: {exc}"]) from None
+def package_problems(package: Any) -> list[str]:
+    """Problems with the shape of a parsed package (not with the behaviors in it)."""
     if not isinstance(package, dict):
-        raise DefinitionInvalid(["package: expected an object with a behaviors list"])
+        return ["package: expected an object with a behaviors list"]
     problems = [f"{key}: unknown key" for key in package if key not in PACKAGE_KEYS]
     behaviors = package.get("behaviors")
     if not isinstance(behaviors, list) or not behaviors:
@@ -76,6 +72,16 @@ def read_package(source: str, fmt: str | None = None) -> dict[str, Any]:
     schedules = package.get("schedules")
     if schedules is not None and not isinstance(schedules, list):
         problems.append("schedules: expected a list")
+    return problems
+
+
+def read_package(source: str, fmt: str | None = None) -> dict[str, Any]:
+    """Parse a package and check its shape; raise DefinitionInvalid."""
+    try:
+        package = parse_source(source, fmt)
+    except ParseError as exc:
+        raise DefinitionInvalid([f"source: {exc}"]) from None
+    problems = package_problems(package)
     if problems:
         raise DefinitionInvalid(problems)
     return package

@@ -55,19 +55,6 @@ class LoadedBehavior:
     description: str | None
 
 
-def parse_and_validate(source: str, fmt: str | None = None) -> tuple[dict[str, Any], str]:
-    """Parse and validate without the database; raise DefinitionInvalid."""
-    fmt = fmt or detect_format(source)
-    try:
-        definition = parse_source(source, fmt)
-    except ParseError as exc:
-        raise DefinitionInvalid([f"source: {exc}"]) from None
-    problems = validate_definition(definition)
-    if problems:
-        raise DefinitionInvalid(problems)
-    return definition, fmt
-
-
 def account_problems(session: Session, definition: dict[str, Any]) -> list[str]:
     """Problems for account names in `definition` that no connected account has."""
     named = account_names(definition)

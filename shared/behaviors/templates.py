@@ -42,6 +42,19 @@ MAX_RENDERED_CHARS = 256 * 1024
 MAX_REPEAT_CHARS = 64 * 1024
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 _FALSE_STRINGS = frozenset({"", "false", "0", "no", "off", "none", "null"})
+# Escape sequences of a SOQL string literal.
+_SOQL_ESCAPES = str.maketrans(
+    {
+        "\\": "\\\\",
+        "'": "\\'",
+        '"': '\\"',
+        "\n": "\\n",
+        "\r": "\\r",
+        "\t": "\\t",
+        "\b": "\\b",
+        "\f": "\\f",
+    }
+)
 
 
 class TemplateLimitError(TemplateError):
@@ -80,31 +93,7 @@ def soql_literal(value: Any) -> str:
         return "(" + ",".join(soql_literal(item) for item in items) + ")"
     if isinstance(value, Mapping):
         raise TemplateError("soql: an object cannot be a SOQL value")
-    return "'" + _soql_escape(str(value)) + "'"
-
-
-def _soql_escape(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == "'":
-            out.append("\\'")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\b":
-            out.append("\\b")
-        elif ch == "\f":
-            out.append("\\f")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return "'" + str(value).translate(_SOQL_ESCAPES) + "'"
 
 
 def _tojson(value: Any, indent: int | None = None) -> str:

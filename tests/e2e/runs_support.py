@@ -1,4 +1,4 @@
-"""Helpers for the runs end-to-end tests: fast timings, a beat process, behaviors, polling."""
+"""Helpers for the runs tests: fast timings, a beat process, a behavior, triggering, polling."""
 
 from __future__ import annotations
 
@@ -29,6 +29,19 @@ FAST_ENV = {
     "FORCEBOT_RUN_RETRY_BASE_SECONDS": "0.2",
     "FORCEBOT_RUN_QUOTA_RECHECK_SECONDS": "1",
 }
+
+
+# A behavior that needs no account: the result is 3 * n.
+NOOP_BEHAVIOR = """
+name: noop
+inputs:
+  n: {type: integer, required: true}
+steps:
+  - id: triple
+    action: set
+    vars: {x: "{{ inputs.n * 3 }}"}
+result: "{{ vars.x }}"
+"""
 
 
 class BeatProcess:

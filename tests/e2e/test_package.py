@@ -6,19 +6,21 @@ simulator) and a recording step recorder; the through-the-worker version lives w
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
 
-from shared.behaviors.engine import ExecutionContext, StepFailed, execute
+from shared.behaviors.engine import StepFailed, execute
 from shared.behaviors.packages import import_package
-from shared.behaviors.store import load_behavior, validate_payload
-from tests.shared.behaviors.fakes import RecordingRecorder
+from shared.behaviors.store import load_behavior, save_behavior, validate_payload
+from shared.models import Account
+from shared.salesforce.client import SalesforceClient
+from tests.shared.behaviors.fakes import RecordingRecorder, context
 
 PACKAGE = Path(__file__).resolve().parents[2] / "packages" / "salesforce-bot.yaml"
+RUN_INFO = {"id": 1, "attempt": 1}
 
 
 @pytest.fixture
@@ -31,9 +33,6 @@ def demo(linked_account: Any, runtime: Any) -> int:
 
 
 def run(runtime: Any, name: str, payload: dict[str, Any]) -> tuple[Any, RecordingRecorder]:
-    from shared.models import Account
-    from shared.salesforce.client import SalesforceClient
-
     with runtime.Session() as session:
         behavior = load_behavior(session, name)
         assert behavior is not None
@@ -46,16 +45,7 @@ def run(runtime: Any, name: str, payload: dict[str, Any]) -> tuple[Any, Recordin
         account_id = accounts[account or behavior.account]
         return SalesforceClient.for_account(runtime, account_id, on_exchange=on_exchange)
 
-    ctx = ExecutionContext(
-        run_id=1,
-        attempt=1,
-        inputs=inputs,
-        behavior=behavior,
-        recorder=recorder,
-        client_for=client_for,
-        log=logging.getLogger("tests.e2e"),
-        run_info={"id": 1, "attempt": 1},
-    )
+    ctx = context(behavior, inputs, recorder, client_for=client_for, run_info=RUN_INFO)
     return execute(ctx), recorder
 
 
@@ -122,11 +112,7 @@ def test_record_api_limits(sim: Any, runtime: Any, demo: int) -> None:
 
 
 def test_non_retryable_error_fails_with_salesforce_code(sim: Any, runtime: Any, demo: int) -> None:
-    from shared.models import Account
-
     with runtime.Session.begin() as session:
-        from shared.behaviors.store import save_behavior
-
         save_behavior(
             session,
             "name: bad-query\naccount: demo\nsteps:\n"

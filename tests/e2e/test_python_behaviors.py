@@ -8,9 +8,10 @@ import sys
 import textwrap
 
 import pytest
+from sqlalchemy import select
 
 from shared.behaviors.registry import unregister
-from shared.models import Account
+from shared.models import Account, HttpExchange
 from tests.conftest import ROOT
 
 from .runs_support import (  # noqa: F401 - fixtures
@@ -58,7 +59,7 @@ def behavior_module(tmp_path):
 def test_python_behavior_runs_in_a_worker_with_records(
     runtime, sim, linked_account, behavior_module, no_default_worker, worker_factory
 ):
-    linked_account()
+    account_id = linked_account()
     worker_factory(
         FORCEBOT_BEHAVIOR_MODULES=MODULE,
         PYTHONPATH=f"{ROOT}:{behavior_module}",
@@ -76,6 +77,12 @@ def test_python_behavior_runs_in_a_worker_with_records(
     # Both HTTP exchanges of the function are recorded, with no token in them.
     text = str(data)
     assert "Bearer " not in text.replace("Bearer [redacted]", "")
+    with runtime.Session() as session:
+        rows = session.scalars(select(HttpExchange).where(HttpExchange.run_id == run_id)).all()
+        token = runtime.crypto.decrypt(session.get(Account, account_id).access_token_enc)
+        stored = str([(x.url, x.request_headers, x.request_body, x.response_body) for x in rows])
+    assert len(rows) == 2
+    assert "Bearer [redacted]" in stored and token not in stored
 
 
 def test_bad_payload_for_a_python_behavior_is_rejected(runtime, behavior_module):

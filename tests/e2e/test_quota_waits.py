@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from shared.salesforce.limits import check_room
+from tests.conftest import poll
 
 from .runs_support import (  # noqa: F401 - fixtures
     beat_fixture,
@@ -71,9 +74,17 @@ def test_daily_limit_waits_until_limits_show_room(runtime, sim, linked_account, 
     data = wait_status(runtime, run_id, "waiting", timeout=30)
     assert "TotalRequests" in data["wait_reason"] or "daily" in data["wait_reason"]
     assert data["next_attempt_at"] is not None
-    # Still waiting after several quota re-checks: it does not burn its retries.
-    wait_status(runtime, run_id, "waiting")
-    assert run_dict(runtime, run_id)["retries"] == 0
+    # Still waiting after several quota re-checks (each moves next_attempt_at on by
+    # FORCEBOT_RUN_QUOTA_RECHECK_SECONDS=1): it does not burn its retries.
+    rechecked_after = datetime.fromisoformat(data["next_attempt_at"]) + timedelta(seconds=1.5)
+
+    def rechecked_twice() -> dict | None:
+        now = run_dict(runtime, run_id)
+        due = now["next_attempt_at"]
+        return now if due and datetime.fromisoformat(due) > rechecked_after else None
+
+    data = poll(rechecked_twice, 30, 0.2, message="two quota re-checks")
+    assert data["status"] == "waiting" and data["retries"] == 0
     sim.control.set_limits(usage=0)
     data = wait_status(runtime, run_id, ("succeeded", "failed"), timeout=30)
     assert data["status"] == "succeeded", data

@@ -9,6 +9,7 @@ from shared.models import Run, RunStep
 from tests.conftest import poll
 
 from .runs_support import (  # noqa: F401 - fixtures
+    NOOP_BEHAVIOR,
     beat_fixture,
     fast_worker_fixture,
     no_default_worker_fixture,
@@ -34,17 +35,6 @@ steps:
     action: salesforce.query
     soql: "SELECT Id, Subject FROM Case WHERE Id = {{ steps.case.id | soql }}"
 result: "{{ steps.case.id }}"
-"""
-
-NOOP_BEHAVIOR = """
-name: noop
-inputs:
-  n: {type: integer, required: true}
-steps:
-  - id: double
-    action: set
-    vars: {twice: "{{ inputs.n * 2 }}"}
-result: "{{ vars.twice }}"
 """
 
 
@@ -107,7 +97,7 @@ def test_flushed_redis_loses_no_runs(runtime, settings, fast_worker, beat):
     with runtime.Session() as session:
         results = dict(session.execute(select(Run.id, Run.result)).all())
         assert session.scalar(select(func.count()).select_from(Run)) == 100
-    assert [results[i] for i in ids] == [n * 2 for n in range(100)]
+    assert [results[i] for i in ids] == [n * 3 for n in range(100)]
 
 
 def test_retry_keeps_payload_and_replay_makes_new_run(runtime, sim, linked_account, worker, api):
@@ -144,7 +134,13 @@ def test_cancel_running_run_stops_at_next_step(runtime, sim, linked_account, wor
         "/services/data/v62.0/sobjects/Case", count=1, status=None, delay_seconds=3
     )
     run_id = trigger(runtime, "open-case", {"subject": "Cancel me"})
-    wait_status(runtime, run_id, "running")
+    # Cancel while the slow first step is in flight (not between the claim and that step).
+    poll(
+        lambda: run_dict(runtime, run_id)["current_step"] == "case",
+        30,
+        0.1,
+        message="the case step to start",
+    )
     response = api.post(f"/runs/{run_id}/cancel")
     assert response.status_code == 200 and response.get_json()["cancel_requested"]
     data = wait_status(runtime, run_id, ("cancelled", "succeeded", "failed"))

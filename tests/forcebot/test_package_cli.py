@@ -3,11 +3,10 @@
 from pathlib import Path
 
 from click.testing import CliRunner
-from sqlalchemy import func, select
 
 from forcebot.cli import cli
-from shared.models import Account, Behavior, BehaviorVersion, Service
 from tests.conftest import settings_env
+from tests.shared.behaviors.fakes import add_account, behavior_counts
 
 PACKAGE = Path(__file__).resolve().parents[2] / "packages" / "salesforce-bot.yaml"
 
@@ -16,51 +15,30 @@ def _run(settings, *args):
     return CliRunner(env=settings_env(settings)).invoke(cli, list(args))
 
 
-def _account(runtime, name):
-    with runtime.Session.begin() as session:
-        service = Service(
-            name="s",
-            client_id="c",
-            client_secret_enc=runtime.crypto.encrypt("x"),
-            login_url="https://x",
-        )
-        session.add(service)
-        session.flush()
-        session.add(Account(service_id=service.id, name=name))
-
-
-def _counts(runtime):
-    with runtime.Session() as session:
-        return (
-            session.scalar(select(func.count()).select_from(Behavior)),
-            session.scalar(select(func.count()).select_from(BehaviorVersion)),
-        )
-
-
 def test_import_the_shipped_package(settings, runtime):
-    _account(runtime, "demo")
+    add_account(runtime, "demo")
     result = _run(settings, "package", "import", str(PACKAGE))
     assert result.exit_code == 0, result.output
     assert "created  find-contact-by-email (version 1)" in result.output
     assert "4 created, 0 updated, 0 unchanged" in result.output
     again = _run(settings, "package", "import", str(PACKAGE))
     assert "0 created, 0 updated, 4 unchanged" in again.output
-    assert _counts(runtime) == (4, 4)
+    assert behavior_counts(runtime) == (4, 4)
 
 
 def test_account_override(settings, runtime):
-    _account(runtime, "acme-prod")
+    add_account(runtime, "acme-prod")
     missing = _run(settings, "package", "import", str(PACKAGE))
     assert missing.exit_code == 2
     assert 'behaviors[0].account: unknown account "demo"' in missing.output
     assert "nothing was imported" in missing.output
     result = _run(settings, "package", "import", str(PACKAGE), "--account", "acme-prod")
     assert result.exit_code == 0, result.output
-    assert _counts(runtime) == (4, 4)
+    assert behavior_counts(runtime) == (4, 4)
 
 
 def test_invalid_package_lists_every_problem_and_saves_nothing(settings, runtime, tmp_path):
-    _account(runtime, "demo")
+    add_account(runtime, "demo")
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "behaviors:\n"
@@ -74,7 +52,7 @@ def test_invalid_package_lists_every_problem_and_saves_nothing(settings, runtime
     assert 'behaviors[1].steps[1].id: duplicate "q" (also steps[0])' in result.output
     assert 'behaviors[1].steps[1].action: unknown action "nope"' in result.output
     assert "Traceback" not in result.output
-    assert _counts(runtime) == (0, 0)
+    assert behavior_counts(runtime) == (0, 0)
 
 
 def test_missing_file(settings):

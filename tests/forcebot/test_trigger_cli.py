@@ -5,19 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from shared.behaviors.store import save_behavior
 from tests.conftest import ROOT, settings_env
+from tests.e2e.runs_support import (  # noqa: F401 - fixtures
+    NOOP_BEHAVIOR,
+    no_default_worker_fixture,
+    save,
+)
 
-NOOP = """
-name: noop
-inputs:
-  n: {type: integer, required: true}
-steps:
-  - id: s
-    action: set
-    vars: {x: "{{ inputs.n * 3 }}"}
-result: "{{ vars.x }}"
-"""
 FAILS = """
 name: always-fails
 steps:
@@ -39,13 +33,8 @@ def forcebot(settings, *args: str, timeout: float = 60) -> subprocess.CompletedP
     )
 
 
-def _save(runtime, source: str) -> None:
-    with runtime.Session.begin() as session:
-        save_behavior(session, source)
-
-
 def test_bad_json_and_bad_payload_exit_2(runtime, settings):
-    _save(runtime, NOOP)
+    save(runtime, NOOP_BEHAVIOR)
     result = forcebot(settings, "trigger", "noop", "--payload", "{not json")
     assert result.returncode == 2 and "--payload" in result.stderr
     result = forcebot(settings, "trigger", "noop", "--payload", '{"n": "x", "y": 1}')
@@ -57,8 +46,8 @@ def test_bad_json_and_bad_payload_exit_2(runtime, settings):
 
 
 def test_wait_exits_0_on_success_and_1_on_failure(runtime, settings, worker):
-    _save(runtime, NOOP)
-    _save(runtime, FAILS)
+    save(runtime, NOOP_BEHAVIOR)
+    save(runtime, FAILS)
     result = forcebot(settings, "trigger", "noop", "--payload", '{"n": 5}', "--wait")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "15"
@@ -68,11 +57,9 @@ def test_wait_exits_0_on_success_and_1_on_failure(runtime, settings, worker):
     assert "failed" in result.stderr and "this behavior always fails" in result.stderr
 
 
-def test_idempotency_key_and_runs_cancel(runtime, settings, _session_workers):
+def test_idempotency_key_and_runs_cancel(runtime, settings, no_default_worker):
     # No worker may take the run before we cancel it.
-    if settings.database_url in _session_workers:
-        _session_workers[settings.database_url].stop()
-    _save(runtime, NOOP)
+    save(runtime, NOOP_BEHAVIOR)
     first = forcebot(settings, "trigger", "noop", "--payload", '{"n": 1}', "--idempotency-key", "k")
     again = forcebot(settings, "trigger", "noop", "--payload", '{"n": 1}', "--idempotency-key", "k")
     assert first.returncode == 0 and again.returncode == 0

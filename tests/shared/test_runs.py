@@ -165,7 +165,8 @@ def test_recorder_reuses_finished_steps_and_redacts(runtime, echo_behavior):
     assert recorder.completed("contact") == (True, {"totalSize": 1})
     with runtime.Session() as session:
         exchange = session.scalars(select(HttpExchange)).one()
-        assert exchange.request_headers["Authorization"] == "[redacted]"
+        # The same redaction as the client's (shared.salesforce.redact): the scheme is kept.
+        assert exchange.request_headers["Authorization"] == "Bearer [redacted]"
         assert "5Aep861secret" not in exchange.request_body
         assert len(exchange.response_body) < 8300
         assert exchange.step_id is not None and exchange.duration_ms == 12

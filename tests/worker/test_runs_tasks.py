@@ -8,29 +8,17 @@ from celery import current_app  # noqa: F401 - the app must be importable in tes
 from sqlalchemy import func, select
 
 from shared import runs
-from shared.behaviors.store import save_behavior
+from shared.behaviors.store import get_version, save_behavior
 from shared.models import Attempt, Run, utcnow
 from tests.conftest import poll
+from tests.e2e.runs_support import NOOP_BEHAVIOR
 from worker.celery_app import configure
-
-NOOP = """
-name: noop
-inputs:
-  n: {type: integer, required: true}
-steps:
-  - id: s
-    action: set
-    vars: {x: "{{ inputs.n + 1 }}"}
-result: "{{ vars.x }}"
-"""
 
 
 def _create(runtime, n: int = 1) -> int:
     with runtime.Session.begin() as session:
-        from shared.behaviors.store import get_version
-
         if get_version(session, "noop") is None:
-            save_behavior(session, NOOP)
+            save_behavior(session, NOOP_BEHAVIOR)
         run, _ = runs.create_run(session, "noop", {"n": n})
         return run.id
 
@@ -44,7 +32,7 @@ def test_execute_and_duplicate_deliveries_run_once(settings, runtime, worker):
     from worker.tasks.runs import enqueue
 
     configure(settings, runtime)
-    run_id = _create(runtime, 41)
+    run_id = _create(runtime, 14)
     for _ in range(3):  # duplicate messages for one run
         assert enqueue(run_id)
     poll(lambda: _status(runtime, run_id) == "succeeded", 30, message="the run to succeed")

@@ -60,22 +60,22 @@ def execute(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
     return outcome.status
 
 
+def _send(run_ids: list[int]) -> int:
+    for run_id in run_ids:
+        enqueue(run_id)
+    return len(run_ids)
+
+
 @celery.task(name="worker.runs.dispatch_due")
 def dispatch_due() -> int:
     """Send retrying/waiting runs that are due (waiting ones only once /limits shows room)."""
-    ids = runs.dispatch_due(runtime())
-    for run_id in ids:
-        enqueue(run_id)
-    return len(ids)
+    return _send(runs.dispatch_due(runtime()))
 
 
 @celery.task(name="worker.runs.reconcile")
 def reconcile() -> int:
     """Send again runs left queued too long and runs whose worker stopped heart-beating."""
-    ids = runs.reconcile(runtime())
-    for run_id in ids:
-        enqueue(run_id)
-    return len(ids)
+    return _send(runs.reconcile(runtime()))
 
 
 @celery.task(name="worker.runs.prune")

@@ -1,12 +1,15 @@
-"""A recording StepRecorder and a stand-in for the Salesforce client (unit tests only)."""
+"""A recording StepRecorder, a stand-in for the Salesforce client, and behavior test data."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from shared.behaviors.engine import ExecutionContext
+from sqlalchemy import func, select
+
+from shared.behaviors.engine import ClientFactory, ExecutionContext
 from shared.behaviors.store import LoadedBehavior
+from shared.models import Account, Behavior, BehaviorVersion, Service
 
 
 class RecordingRecorder:
@@ -104,16 +107,42 @@ def context(
     inputs: dict[str, Any] | None = None,
     recorder: RecordingRecorder | None = None,
     client: Any = None,
+    *,
+    client_for: ClientFactory | None = None,
     **extra: Any,
 ) -> ExecutionContext:
-    client = client if client is not None else FakeClient()
+    """An ExecutionContext for run 1; `client_for` wins over `client` (default: a FakeClient)."""
+    fake = client if client is not None else FakeClient()
     return ExecutionContext(
         run_id=1,
         attempt=1,
         inputs=inputs or {},
         behavior=behavior,
         recorder=recorder or RecordingRecorder(),
-        client_for=lambda account, on_exchange: client,
+        client_for=client_for or (lambda account, on_exchange: fake),
         log=logging.getLogger("tests.behaviors"),
         **extra,
     )
+
+
+def add_account(runtime: Any, name: str = "acme-prod") -> None:
+    """Save an account that only has a name (no tokens): enough where names are checked."""
+    with runtime.Session.begin() as session:
+        service = Service(
+            name=f"service-{name}",
+            client_id="c",
+            client_secret_enc=runtime.crypto.encrypt("x"),
+            login_url="https://x",
+        )
+        session.add(service)
+        session.flush()
+        session.add(Account(service_id=service.id, name=name))
+
+
+def behavior_counts(runtime: Any) -> tuple[int, int]:
+    """(behaviors, behavior versions) stored."""
+    with runtime.Session() as session:
+        return (
+            session.scalar(select(func.count()).select_from(Behavior)) or 0,
+            session.scalar(select(func.count()).select_from(BehaviorVersion)) or 0,
+        )

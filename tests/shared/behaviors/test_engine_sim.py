@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pytest
 
-from shared.behaviors.engine import ExecutionContext, StepFailed, execute
+from shared.behaviors.engine import StepFailed, execute
+from shared.salesforce.client import SalesforceClient
 
-from .fakes import RecordingRecorder, loaded
+from .fakes import RecordingRecorder, context, loaded
 
 
 def _ctx(runtime: Any, account_id: int, definition: dict, recorder: RecordingRecorder, **inputs):
-    from shared.salesforce.client import SalesforceClient
-
     def client_for(account: str | None, on_exchange: Any) -> Any:
         return SalesforceClient.for_account(runtime, account_id, on_exchange=on_exchange)
 
-    return ExecutionContext(
-        run_id=1,
-        attempt=1,
-        inputs=inputs,
-        behavior=loaded(definition),
-        recorder=recorder,
-        client_for=client_for,
-        log=logging.getLogger("tests"),
-    )
+    return context(loaded(definition), inputs, recorder, client_for=client_for)
 
 
 LEADS = {

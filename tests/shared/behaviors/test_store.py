@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
 from shared.behaviors.packages import import_package
 from shared.behaviors.registry import behavior, unregister
@@ -15,7 +14,8 @@ from shared.behaviors.store import (
     save_behavior,
     validate_payload,
 )
-from shared.models import Account, Behavior, BehaviorVersion, Service
+
+from .fakes import add_account, behavior_counts
 
 SOURCE = """\
 name: greet
@@ -32,25 +32,9 @@ result: "{{ vars.greeting }}"
 """
 
 
-def _account(session: Any, name: str = "acme-prod") -> None:
-    service = Service(name="s", client_id="c", client_secret_enc="x", login_url="https://x")
-    session.add(service)
-    session.flush()
-    session.add(Account(service_id=service.id, name=name))
-    session.flush()
-
-
-def _counts(runtime: Any) -> tuple[int, int]:
-    with runtime.Session() as session:
-        return (
-            session.scalar(select(func.count()).select_from(Behavior)),
-            session.scalar(select(func.count()).select_from(BehaviorVersion)),
-        )
-
-
 def test_each_save_is_a_new_version(runtime: Any) -> None:
+    add_account(runtime)
     with runtime.Session.begin() as session:
-        _account(session)
         _, v1, created = save_behavior(session, SOURCE)
         assert created and v1.version == 1
     with runtime.Session.begin() as session:
@@ -60,7 +44,7 @@ def test_each_save_is_a_new_version(runtime: Any) -> None:
         assert load_behavior(session, "greet").version == 2
         old = load_behavior(session, "greet", version=1)
         assert old.definition["steps"][0]["vars"]["greeting"] == "hi {{ inputs.email }}"
-    assert _counts(runtime) == (1, 2)
+    assert behavior_counts(runtime) == (1, 2)
 
 
 def test_unknown_account_is_a_problem_and_nothing_is_saved(runtime: Any) -> None:
@@ -73,20 +57,20 @@ def test_unknown_account_is_a_problem_and_nothing_is_saved(runtime: Any) -> None
         'account: unknown account "acme-prod"',
         'steps[0].account: unknown account "nowhere"',
     ]
-    assert _counts(runtime) == (0, 0)
+    assert behavior_counts(runtime) == (0, 0)
 
 
 def test_expected_name(runtime: Any) -> None:
+    add_account(runtime)
     with runtime.Session.begin() as session:
-        _account(session)
         with pytest.raises(DefinitionInvalid) as info:
             save_behavior(session, SOURCE, expected_name="other")
     assert info.value.problems == ['name: must stay "other" (rename by creating a new one)']
 
 
 def test_validate_payload_lists_every_problem(runtime: Any) -> None:
+    add_account(runtime)
     with runtime.Session.begin() as session:
-        _account(session)
         save_behavior(session, SOURCE)
     with runtime.Session() as session:
         loaded = load_behavior(session, "greet")
@@ -147,8 +131,8 @@ schedules:
 
 
 def test_package_import_reports_created_updated_unchanged(runtime: Any) -> None:
+    add_account(runtime, "demo")
     with runtime.Session.begin() as session:
-        _account(session, "demo")
         report = import_package(session, PACKAGE)
     assert [(e["name"], e["status"]) for e in report.behaviors] == [
         ("one", "created"),
@@ -173,12 +157,12 @@ def test_an_invalid_package_is_rejected_whole(runtime: Any) -> None:
         "behaviors[1].steps[0].message: required",
         'behaviors[1].account: unknown account "demo"',
     ]
-    assert _counts(runtime) == (0, 0)
+    assert behavior_counts(runtime) == (0, 0)
 
 
 def test_package_account_override(runtime: Any) -> None:
+    add_account(runtime, "acme-prod")
     with runtime.Session.begin() as session:
-        _account(session, "acme-prod")
         report = import_package(session, PACKAGE, account="acme-prod")
     assert report.count("created") == 2
     with runtime.Session() as session:
