@@ -6,7 +6,6 @@ Bad arguments are click usage errors, also exit status 2.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from typing import Any, NoReturn
@@ -93,6 +92,7 @@ def web(host: str, port: int, workers: int, threads: int) -> None:
     settings = load_settings()
     require_redis(settings, "web")
     checked_database(settings)
+    _load_behavior_modules(settings)  # fail here, not in each gunicorn worker
     from .gunicorn_app import serve
 
     serve(settings, host=host, port=port, workers=workers, threads=threads)
@@ -247,11 +247,12 @@ def simulator(port: int, instance_port: int | None, host: str, demo: bool) -> No
 
 
 def _load_behavior_modules(settings: Settings) -> None:
-    for name in settings.behavior_modules:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            fail(f"FORCEBOT_BEHAVIOR_MODULES: cannot import {name!r} ({exc})")
+    from shared.behaviors.registry import load_modules
+
+    try:
+        load_modules(settings.behavior_modules)
+    except ImportError as exc:
+        fail(f"FORCEBOT_BEHAVIOR_MODULES: cannot import {exc.name or 'a module'} ({exc})")
 
 
 # Feature commands live beside this module, one module per concern; importing registers them.

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .crypto import Crypto
-from .models import Account, Service, utcnow
+from .models import Account, Service, isoformat, utcnow
 from .models.accounts import ACTIVE
 
 
@@ -72,3 +72,26 @@ def apply_token_response(
     for name, value in token_update_values(token, crypto, service, expires_at=expires_at).items():
         setattr(account, name, value)
     account.token_version = (account.token_version or 0) + 1
+
+
+def account_to_dict(account: Account) -> dict[str, Any]:
+    """SPEC's account JSON: identity, token times and API usage, never a token."""
+    return {
+        "id": account.id,
+        "name": account.name,
+        "service_id": account.service_id,
+        "status": account.status,
+        "status_reason": account.status_reason,
+        "instance_url": account.instance_url,
+        "username": account.username,
+        "organization_id": account.organization_id,
+        "token_issued_at": isoformat(account.token_issued_at),
+        "token_expires_at": isoformat(account.token_expires_at),
+        "last_refresh_at": isoformat(account.last_refresh_at),
+        "refresh_count": account.refresh_count,
+        "api_usage": {
+            "used": account.api_usage_used,
+            "max": account.api_usage_max,
+            "at": isoformat(account.api_usage_at),
+        },
+    }

@@ -519,30 +519,3 @@ def delete_service(runtime: Runtime, service_id: int) -> list[RevokeOutcome] | N
         session.execute(delete(Service).where(Service.id == service_id))
     log.info("service=%s deleted accounts=%s", service_id, len(outcomes))
     return outcomes
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def account_to_dict(account: Account) -> dict[str, Any]:
-    """SPEC's account JSON: identity, token times and API usage, never a token."""
-    return {
-        "id": account.id,
-        "name": account.name,
-        "service_id": account.service_id,
-        "status": account.status,
-        "status_reason": account.status_reason,
-        "instance_url": account.instance_url,
-        "username": account.username,
-        "organization_id": account.organization_id,
-        "token_issued_at": _iso(account.token_issued_at),
-        "token_expires_at": _iso(account.token_expires_at),
-        "last_refresh_at": _iso(account.last_refresh_at),
-        "refresh_count": account.refresh_count,
-        "api_usage": {
-            "used": account.api_usage_used,
-            "max": account.api_usage_max,
-            "at": _iso(account.api_usage_at),
-        },
-    }

@@ -29,7 +29,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, delete, or_, select, update
@@ -40,7 +40,7 @@ from shared.behaviors import engine
 from shared.behaviors.definition import text_problem
 from shared.behaviors.store import LoadedBehavior, load_behavior, validate_payload
 from shared.config import RunTimings, run_timings
-from shared.models import Account, Attempt, HttpExchange, Run, RunStep, utcnow
+from shared.models import Account, Attempt, HttpExchange, Run, RunStep, isoformat, utcnow
 from shared.models.runs import (
     ACTIVE,
     CANCELLED,
@@ -942,18 +942,14 @@ def prune_runs(session: Session, retention_days: int, *, limit: int = 1000) -> i
 # --------------------------------------------------------------------------- presenting
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 def step_to_dict(step: RunStep, attempt_number: int | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": step.key,
         "action": step.action,
         "status": step.status,
         "attempt": attempt_number,
-        "started_at": _iso(step.started_at),
-        "finished_at": _iso(step.finished_at),
+        "started_at": isoformat(step.started_at),
+        "finished_at": isoformat(step.finished_at),
     }
     if step.exchanges:
         last = step.exchanges[-1]
@@ -991,14 +987,14 @@ def run_to_dict(run: Run, *, include_steps: bool = True) -> dict[str, Any]:
         "error": run.error,
         "idempotency_key": run.idempotency_key,
         "replay_of": run.replay_of_id,
-        "next_attempt_at": _iso(run.next_attempt_at),
+        "next_attempt_at": isoformat(run.next_attempt_at),
         "wait_reason": run.wait_reason,
         "cancel_requested": run.cancel_requested,
         "current_step": (run.progress or {}).get("current_step") if run.status == RUNNING else None,
         "waits": (run.progress or {}).get("waits") or [],
-        "created_at": _iso(run.created_at),
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
+        "created_at": isoformat(run.created_at),
+        "started_at": isoformat(run.started_at),
+        "finished_at": isoformat(run.finished_at),
     }
     if include_steps:
         numbers = {a.id: a.number for a in run.attempt_rows}
@@ -1008,8 +1004,8 @@ def run_to_dict(run: Run, *, include_steps: bool = True) -> dict[str, Any]:
                 "number": a.number,
                 "status": a.status,
                 "worker": a.worker,
-                "started_at": _iso(a.started_at),
-                "finished_at": _iso(a.finished_at),
+                "started_at": isoformat(a.started_at),
+                "finished_at": isoformat(a.finished_at),
                 "error": a.error,
             }
             for a in run.attempt_rows
@@ -1047,25 +1043,6 @@ def decode_cursor(cursor: str) -> int | None:
     return int(match.group(1))
 
 
-def list_runs(
-    session: Session,
-    *,
-    behavior: str | None = None,
-    status: str | None = None,
-    limit: int = 50,
-    before_id: int | None = None,
-) -> list[Run]:
-    """Runs newest first (keyset pagination on id)."""
-    query = select(Run).order_by(Run.id.desc()).limit(limit)
-    if behavior:
-        query = query.where(Run.behavior_name == behavior)
-    if status:
-        query = query.where(Run.status == status)
-    if before_id is not None:
-        query = query.where(Run.id < before_id)
-    return list(session.scalars(query))
-
-
 def list_runs_page(
     session: Session,
     *,
@@ -1074,12 +1051,17 @@ def list_runs_page(
     limit: int = 50,
     before_id: int | None = None,
 ) -> tuple[list[Run], str | None]:
-    """One page of `list_runs`, and the cursor of the next page (None on the last one)."""
-    rows = list_runs(
-        session, behavior=behavior, status=status, limit=limit + 1, before_id=before_id
-    )
+    """Runs newest first (keyset pagination on id), and the next page's cursor or None."""
+    query = select(Run).order_by(Run.id.desc()).limit(limit + 1)
+    if behavior:
+        query = query.where(Run.behavior_name == behavior)
+    if status:
+        query = query.where(Run.status == status)
+    if before_id is not None:
+        query = query.where(Run.id < before_id)
+    rows = list(session.scalars(query))
     page = rows[:limit]
     return page, encode_cursor(page[-1].id) if len(rows) > limit else None
 
 
-__all__ += ["ACTIVE", "STATUSES", "Claim", "list_runs", "list_runs_page", "finish_run"]
+__all__ += ["ACTIVE", "STATUSES", "Claim", "list_runs_page", "finish_run"]

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from .behaviors.definition import text_problem
 from .crypto import Crypto
-from .models import Service
+from .models import Service, isoformat
 from .models.services import DEFAULT_API_VERSION, DEFAULT_LOGIN_URL, DEFAULT_SCOPES
 from .salesforce.oauth import is_loopback_url
 
@@ -266,6 +266,6 @@ def service_to_dict(service: Service) -> dict[str, Any]:
         "session_timeout_minutes": service.session_timeout_minutes,
         "use_introspection": service.use_introspection,
         "api_reserve_percent": service.api_reserve_percent,
-        "created_at": service.created_at.isoformat() if service.created_at else None,
-        "updated_at": service.updated_at.isoformat() if service.updated_at else None,
+        "created_at": isoformat(service.created_at),
+        "updated_at": isoformat(service.updated_at),
     }

@@ -15,6 +15,7 @@ from flask import Flask, g, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from shared.behaviors.registry import load_modules
 from shared.config import Settings
 from shared.runtime import Runtime
 
@@ -46,20 +47,19 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from worker.celery_app import configure
 
     configure(settings, runtime)
-    _load_behavior_modules(settings)
+    load_modules(settings.behavior_modules)
 
     csrf.init_app(app)
 
-    from . import auth, health, pages
+    from . import auth, health, metrics, oauth, pages
     from .api import api
+    from .pages import accounts, behaviors, runs, services
 
     auth.init_app(app)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(pages.bp)
+    for module in (health, auth, pages, oauth, services, accounts, behaviors, runs, metrics):
+        app.register_blueprint(module.bp)
     app.register_blueprint(api)
     csrf.exempt(api)
-    _register_optional_blueprints(app)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
@@ -97,33 +97,3 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     filters.init_app(app)
     logging.getLogger("forcebot").setLevel(settings.log_level)
     return app
-
-
-def _register_optional_blueprints(app: Flask) -> None:
-    """Blueprints of the feature packages; each module exposes `bp` (and maybe `api_bp`)."""
-    import importlib
-
-    for module_name in (
-        "web.oauth",
-        "web.pages.services",
-        "web.pages.accounts",
-        "web.pages.behaviors",
-        "web.pages.runs",
-        "web.pages.schedules",
-        "web.pages.syncs",
-        "web.metrics",
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        app.register_blueprint(module.bp)
-
-
-def _load_behavior_modules(settings: Settings) -> None:
-    import importlib
-
-    for name in settings.behavior_modules:
-        importlib.import_module(name)

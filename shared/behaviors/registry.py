@@ -7,6 +7,7 @@ importing them runs the decorators. The function gets a context with `.inputs`, 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,3 +71,9 @@ def registered() -> dict[str, Registered]:
 def unregister(name: str) -> None:
     """Forget a Python behavior (tests register throwaway ones)."""
     _REGISTRY.pop(name, None)
+
+
+def load_modules(names: list[str]) -> None:
+    """Import the modules of FORCEBOT_BEHAVIOR_MODULES; their decorators register behaviors."""
+    for name in names:
+        importlib.import_module(name)

@@ -2,7 +2,7 @@
 
 from .accounts import Account, OAuthState
 from .admins import Admin, ApiToken, hash_token, new_token
-from .base import Base, utcnow
+from .base import Base, isoformat, utcnow
 from .behaviors import Behavior, BehaviorVersion
 from .runs import Attempt, HttpExchange, Run, RunStep
 from .schedules import Schedule
@@ -26,6 +26,7 @@ __all__ = [
     "Sync",
     "SyncedRecord",
     "hash_token",
+    "isoformat",
     "new_token",
     "utcnow",
 ]

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import requests
 
 from .errors import TransportError
-from .redact import redact_body, redact_headers, redact_url
+from .redact import redact_body, redact_headers, redact_text, redact_url
 
 OnExchange = Callable[[dict[str, Any]], None]
 
@@ -110,5 +110,5 @@ def _summary(
             if response is not None
             else None
         ),
-        "error": error,
+        "error": redact_text(error) if error else None,
     }

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode
 
 BODY_CAP = 8 * 1024
 REDACTED = "[redacted]"
-SECRET_HEADERS = {"authorization", "cookie", "set-cookie", "proxy-authorization"}
+SECRET_HEADERS = {"authorization", "cookie", "set-cookie", "proxy-authorization", "x-sfdc-session"}
 SECRET_FIELDS = {
     "access_token",
     "refresh_token",
@@ -23,6 +23,16 @@ SECRET_FIELDS = {
     "signature",
 }
 _TOKEN_IN_TEXT = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
+# `token=...` inside free text (an error message quoting a URL); not `errorCode=`.
+_PAIR_IN_TEXT = re.compile(
+    r"(?i)(?<![A-Za-z0-9_])(" + "|".join(sorted(SECRET_FIELDS)) + r")=[^&\s\"',]+"
+)
+
+
+def redact_text(text: str) -> str:
+    """Free text (an error message) with bearer tokens and secret `key=value` pairs blanked."""
+    text = _TOKEN_IN_TEXT.sub(lambda m: m.group(1) + REDACTED, text)
+    return _PAIR_IN_TEXT.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
 
 
 def redact_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
@@ -67,7 +77,7 @@ def redact_body(body: Any, content_type: str = "") -> str | None:
         pairs = parse_qsl(text, keep_blank_values=True)
         if pairs:
             text = urlencode([(k, REDACTED if k.lower() in SECRET_FIELDS else v) for k, v in pairs])
-    text = _TOKEN_IN_TEXT.sub(lambda m: m.group(1) + REDACTED, text)
+    text = redact_text(text)
     if len(text.encode("utf-8")) > BODY_CAP:
         text = text.encode("utf-8")[:BODY_CAP].decode("utf-8", errors="ignore") + "…[truncated]"
     return text

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +12,7 @@ from sqlalchemy import select
 from shared import runs
 from shared.behaviors.store import save_behavior
 from shared.models import Run
-from tests.conftest import ROOT, poll, settings_env
+from tests.conftest import ChildProcess, poll, settings_env
 
 # Short thresholds so a lost message or a dead worker is noticed in seconds, not minutes.
 FAST_ENV = {
@@ -44,28 +39,12 @@ result: "{{ vars.x }}"
 """
 
 
-class BeatProcess:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.log_path = Path(env["FORCEBOT_INSTANCE_DIR"]) / f"beat-{uuid.uuid4().hex[:6]}.log"
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "forcebot", "beat", "--loglevel", "INFO"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=ROOT,
-        )
+class BeatProcess(ChildProcess):
+    """A real `forcebot beat`, started at once."""
 
-    def stop(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env, f"beat-{uuid.uuid4().hex[:6]}")
+        self.spawn("beat", "--loglevel", "INFO")
 
 
 @pytest.fixture(name="no_default_worker")

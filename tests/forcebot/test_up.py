@@ -183,3 +183,24 @@ def test_malformed_run_timing_fails_at_start_up(tmp_path):
     assert result.stderr.strip() == (
         "forcebot: FORCEBOT_RUN_RETRY_BASE_SECONDS: expected a number of seconds (got 'soon')"
     )
+
+
+@pytest.mark.parametrize("command", [["worker"], ["web"]])
+def test_unimportable_behavior_module_fails_at_start_up(tmp_path, command):
+    result = subprocess.run(
+        [sys.executable, "-m", "forcebot", *command],
+        env=_env(
+            tmp_path,
+            FORCEBOT_REDIS_URL="redis://127.0.0.1:6379/0",
+            FORCEBOT_BEHAVIOR_MODULES="no_such_behaviors_module",
+        ),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "forcebot: FORCEBOT_BEHAVIOR_MODULES: cannot import no_such_behaviors_module"
+    )
+    assert "Traceback" not in result.stderr

@@ -6,7 +6,6 @@ Feature modules (`web.api.services`, `web.api.accounts`, ...) add their routes t
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -57,9 +56,5 @@ def openapi_json() -> Any:
     return jsonify(build_spec())
 
 
-for _module in ("services", "accounts", "behaviors", "runs", "schedules", "syncs", "records"):
-    try:
-        importlib.import_module(f"{__name__}.{_module}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"{__name__}.{_module}":
-            raise
+# The route modules add themselves to `api` when imported.
+from . import accounts, behaviors, runs, services  # noqa: E402, F401

@@ -7,7 +7,8 @@ from typing import Any
 from flask import jsonify
 from sqlalchemy import select
 
-from shared.linking import LinkInvalid, account_to_dict, start_link, unlink_account
+from shared.accounts import account_to_dict
+from shared.linking import LinkInvalid, start_link, unlink_account
 from shared.models import Account
 from web.api import api
 

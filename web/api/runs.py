@@ -156,15 +156,9 @@ def list_runs() -> Any:
             problems.append("cursor: not a cursor this API returned")
     if problems:
         raise validation_error(problems, "bad query parameters")
-    rows = runs.list_runs(
-        db(),
-        behavior=behavior,
-        status=status,
-        limit=limit + 1,
-        before_id=before,
+    page, next_cursor = runs.list_runs_page(
+        db(), behavior=behavior, status=status, limit=limit, before_id=before
     )
-    page = rows[:limit]
-    next_cursor = runs.encode_cursor(page[-1].id) if len(rows) > limit else None
     return jsonify(
         {
             "runs": [runs.run_to_dict(r, include_steps=False) for r in page],

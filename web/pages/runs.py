@@ -26,11 +26,9 @@ def index() -> Any:
     behavior = request.args.get("behavior") or None
     cursor = request.args.get("cursor")
     before = runs.decode_cursor(cursor) if cursor else None
-    rows = runs.list_runs(
-        db(), behavior=behavior, status=status, limit=PAGE_SIZE + 1, before_id=before
+    page, next_cursor = runs.list_runs_page(
+        db(), behavior=behavior, status=status, limit=PAGE_SIZE, before_id=before
     )
-    page = rows[:PAGE_SIZE]
-    next_cursor = runs.encode_cursor(page[-1].id) if len(rows) > PAGE_SIZE else None
     behaviors = list(db().scalars(select(Run.behavior_name).distinct().order_by(Run.behavior_name)))
     active = db().scalar(select(func.count()).select_from(Run).where(Run.status.in_(runs.ACTIVE)))
     return render_template(
