@@ -1,0 +1,421 @@
+"""Claiming and executing a run: claim, heartbeat, run the engine, classify, finish.
+
+`execute_claimed()` owns its short transactions (and `RunRecorder` its own) because a crash
+must leave every finished step durable; `claim_for_execution()` takes the caller's session.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.behaviors import engine
+from shared.behaviors.store import LoadedBehavior, load_behavior, validate_payload
+from shared.config import RunTimings, run_timings
+from shared.models import Account, Attempt, Run, utcnow
+from shared.models.runs import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    SUCCEEDED,
+    WAITING,
+)
+from shared.salesforce import SalesforceClient, errors
+from shared.salesforce.retry import backoff_delay
+
+from .create import _cancel_where
+from .recorder import RunRecorder, _jsonable
+
+if TYPE_CHECKING:
+    from shared.runtime import Runtime
+
+log = logging.getLogger("forcebot.runs")
+
+SCHEDULED_TRIGGERS = ("schedule", "sync")
+
+
+@dataclass
+class Claim:
+    """What a worker needs after claiming, detached from the claiming session."""
+
+    run_id: int
+    attempt_id: int
+    attempt: int
+    behavior_name: str
+    behavior_version: int | None
+    payload: dict[str, Any]
+    trigger: str
+    account_id: int | None
+    max_attempts: int
+    retries: int
+    worker: str
+
+
+def claim_for_execution(
+    session: Session, run_id: int, worker_name: str, *, timings: RunTimings | None = None
+) -> Claim | None:
+    """Take the run for `worker_name` if it is runnable now; None when someone else has it.
+
+    Runnable: queued; retrying or waiting and due; or running with a stale heartbeat (its
+    worker died). A finished run is never claimed, so a duplicate delivery is a no-op.
+    """
+    timings = timings or run_timings()
+    now = utcnow()
+    stale = now - timedelta(seconds=timings.heartbeat_stale)
+    dead = and_(Run.status == RUNNING, or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < stale))
+    # A cancel asked of a run whose worker died (or that is between tries) ends it here.
+    between_tries = Run.status.in_((QUEUED, RETRYING, WAITING))
+    asked = Run.cancel_requested.is_(True)
+    if _cancel_where(session, run_id, and_(asked, or_(between_tries, dead))):
+        return None
+    claimable = or_(
+        Run.status == QUEUED,
+        and_(
+            Run.status.in_((RETRYING, WAITING)),
+            or_(Run.next_attempt_at.is_(None), Run.next_attempt_at <= now),
+        ),
+        dead,
+    )
+    changed = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.cancel_requested.is_(False), claimable)
+        .values(status=RUNNING, worker=worker_name, heartbeat_at=now, next_attempt_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if not changed:
+        return None
+    run = session.get(Run, run_id, populate_existing=True)
+    assert run is not None
+    if run.started_at is None:
+        run.started_at = now
+    attempt = session.scalars(
+        select(Attempt)
+        .where(Attempt.run_id == run_id, Attempt.finished_at.is_(None))
+        .order_by(Attempt.number.desc())
+    ).first()
+    if attempt is None:
+        run.attempts += 1
+        run.retries = 0
+        attempt = Attempt(run_id=run_id, number=run.attempts)
+        session.add(attempt)
+    attempt.status = RUNNING
+    attempt.worker = worker_name
+    session.flush()
+    return Claim(
+        run_id=run.id,
+        attempt_id=attempt.id,
+        attempt=attempt.number,
+        behavior_name=run.behavior_name,
+        behavior_version=run.behavior_version,
+        payload=dict(run.payload or {}),
+        trigger=run.trigger,
+        account_id=run.account_id,
+        max_attempts=run.max_attempts,
+        retries=run.retries,
+        worker=worker_name,
+    )
+
+
+class Heartbeat:
+    """A thread that touches `runs.heartbeat_at` while this worker holds the run."""
+
+    def __init__(self, factory: sessionmaker[Session], claim: Claim, every: float) -> None:
+        self.factory = factory
+        self.claim = claim
+        self.every = every
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(
+            target=self._loop, name=f"heartbeat-run-{claim.run_id}", daemon=True
+        )
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=self.every + 5)
+
+    def _loop(self) -> None:
+        while not self.stopped.wait(self.every):
+            try:
+                with self.factory.begin() as session:
+                    session.execute(
+                        update(Run)
+                        .where(
+                            Run.id == self.claim.run_id,
+                            Run.worker == self.claim.worker,
+                            Run.status == RUNNING,
+                        )
+                        .values(heartbeat_at=utcnow())
+                    )
+            except Exception:  # noqa: BLE001 - a missed beat is retried at the next tick
+                log.warning("run=%s heartbeat failed", self.claim.run_id, exc_info=True)
+
+
+@dataclass
+class Outcome:
+    """How an execution ended; `requeue_in` asks the caller to send the run again soon."""
+
+    status: str
+    requeue_in: float | None = None
+    error: dict[str, Any] | None = None
+    result: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _RunLog(logging.LoggerAdapter[logging.Logger]):
+    """Prefix the engine's and Python behaviors' log lines with `run=ID`."""
+
+    def __init__(self, logger: logging.Logger, run_id: int) -> None:
+        super().__init__(logger, {"run": run_id})
+        self.prefix = f"run={run_id} "
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return self.prefix + str(msg), kwargs
+
+
+class _EqualJitter:
+    """Uniform in the upper half of the range: jittered, yet each wait is at least the last."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return random.uniform(a + (b - a) / 2, b)
+
+
+def backoff(retry_number: int, retry_after: float | None, timings: RunTimings) -> float:
+    """Exponential back-off with jitter for retry `retry_number`, honouring Retry-After."""
+    return backoff_delay(
+        retry_number,
+        base=timings.retry_base,
+        cap=timings.retry_cap,
+        retry_after=retry_after,
+        rng=_EqualJitter(),
+    )
+
+
+def execute_claimed(
+    runtime: Runtime,
+    claim: Claim,
+    *,
+    timings: RunTimings | None = None,
+    client_factory: Callable[..., Any] | None = None,
+) -> Outcome:
+    """Run the claimed attempt through the behavior engine and record how it ended."""
+    timings = timings or run_timings()
+    factory = runtime.Session
+    recorder = RunRecorder(factory, claim)
+    with factory() as session:
+        behavior = load_behavior(session, claim.behavior_name, claim.behavior_version)
+    if behavior is None:
+        return finish_run(
+            runtime,
+            claim,
+            Outcome(
+                FAILED,
+                error={
+                    "code": "behavior_not_found",
+                    "message": f"behavior {claim.behavior_name!r} no longer exists",
+                },
+            ),
+        )
+    inputs, problems = validate_payload(behavior, claim.payload)
+    if problems:
+        return finish_run(
+            runtime,
+            claim,
+            Outcome(
+                FAILED,
+                error={"code": "payload_invalid", "message": "; ".join(problems)},
+            ),
+        )
+    purpose = "scheduled" if claim.trigger in SCHEDULED_TRIGGERS else "trigger"
+    client_for = _client_factory(runtime, behavior, recorder, purpose, client_factory)
+    ctx = engine.ExecutionContext(
+        run_id=claim.run_id,
+        attempt=claim.attempt,
+        inputs=inputs,
+        behavior=behavior,
+        recorder=recorder,
+        client_for=client_for,
+        log=_RunLog(log, claim.run_id),
+        run_info={
+            "id": claim.run_id,
+            "attempt": claim.attempt,
+            "trigger": claim.trigger,
+            "behavior": claim.behavior_name,
+        },
+    )
+    log.info(
+        "run=%s attempt=%s worker=%s status=running", claim.run_id, claim.attempt, claim.worker
+    )
+    with Heartbeat(factory, claim, timings.heartbeat_every):
+        try:
+            result = engine.execute(ctx)
+        except engine.Cancelled:
+            outcome = Outcome(CANCELLED, error={"code": "cancelled", "message": "cancelled"})
+        except engine.StepFailed as exc:
+            outcome = Outcome(FAILED, error=_jsonable(exc.error))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded outcome
+            outcome = classify(claim, exc, recorder, timings)
+        else:
+            outcome = Outcome(SUCCEEDED, result=_jsonable(result))
+    return finish_run(runtime, claim, outcome)
+
+
+def _client_factory(
+    runtime: Runtime,
+    behavior: LoadedBehavior,
+    recorder: RunRecorder,
+    purpose: str,
+    override: Callable[..., Any] | None,
+) -> Callable[[str | None, Callable[[dict[str, Any]], None] | None], Any]:
+    def client_for(
+        account: str | None, on_exchange: Callable[[dict[str, Any]], None] | None
+    ) -> Any:
+        name = account or behavior.account
+        if not name:
+            raise LookupError("the behavior names no account and the step gives none")
+        with runtime.Session() as session:
+            account_id = session.scalar(select(Account.id).where(Account.name == name))
+        if account_id is None:
+            raise LookupError(f'unknown account "{name}"')
+        recorder.account_id = account_id
+        if override is not None:
+            return override(runtime, account_id, on_exchange=on_exchange, purpose=purpose)
+        return SalesforceClient.for_account(
+            runtime, account_id, on_exchange=on_exchange, purpose=purpose
+        )
+
+    return client_for
+
+
+def classify(claim: Claim, exc: Exception, recorder: RunRecorder, timings: RunTimings) -> Outcome:
+    """Decide retrying / waiting / failing for an exception the engine let through."""
+    if not isinstance(exc, errors.SalesforceError):
+        log.exception("run=%s attempt=%s internal error", claim.run_id, claim.attempt)
+        return Outcome(
+            FAILED, error={"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+        )
+    detail = _jsonable(exc.to_dict()) or {}
+    if recorder.current:
+        detail["step"] = recorder.current
+    account_id = getattr(exc, "account_id", None) or recorder.account_id or claim.account_id
+    if isinstance(exc, errors.NeedsReauth):
+        return Outcome(FAILED, error={**detail, "code": "needs_reauth"})
+    if isinstance(exc, errors.DailyLimitExceeded | errors.QuotaReserveReached):
+        reserve = isinstance(exc, errors.QuotaReserveReached)
+        reason = (
+            "the account's API usage is past the service's reserve for scheduled work"
+            if reserve
+            else "the org's daily API request allocation is spent (TotalRequests)"
+        )
+        return Outcome(
+            WAITING,
+            error=detail,
+            extra={
+                "wait_reason": reason,
+                "delay": timings.quota_recheck,
+                "account_id": account_id,
+            },
+        )
+    if getattr(exc, "retryable", False):
+        if claim.retries + 1 < claim.max_attempts:
+            delay = backoff(claim.retries + 1, getattr(exc, "retry_after", None), timings)
+            return Outcome(
+                RETRYING,
+                requeue_in=delay,
+                error=detail,
+                extra={"delay": delay, "wait_reason": f"{detail.get('code')}: {exc.message}"},
+            )
+        return Outcome(
+            FAILED,
+            error={
+                **detail,
+                "message": f"{detail.get('message')} (gave up after {claim.max_attempts} tries)",
+            },
+        )
+    return Outcome(FAILED, error=detail)
+
+
+def finish_run(runtime: Runtime, claim: Claim, outcome: Outcome) -> Outcome:
+    """Write the outcome, fenced on this worker still holding the run."""
+    now = utcnow()
+    with runtime.Session.begin() as session:
+        run = session.get(Run, claim.run_id, with_for_update=True)
+        if run is None or run.status != RUNNING or run.worker != claim.worker:
+            # The reconciler gave the run to another worker (we looked dead); theirs counts.
+            log.warning(
+                "run=%s worker=%s lost the run; outcome dropped", claim.run_id, claim.worker
+            )
+            return Outcome("lost")
+        progress = dict(run.progress or {})
+        progress.pop("current_step", None)
+        run.heartbeat_at = now
+        if outcome.status in (RETRYING, WAITING):
+            delay = float(outcome.extra.get("delay") or 0)
+            run.status = outcome.status
+            run.next_attempt_at = now + timedelta(seconds=delay)
+            run.wait_reason = outcome.extra.get("wait_reason")
+            run.error = outcome.error
+            if outcome.extra.get("account_id"):
+                run.account_id = outcome.extra["account_id"]
+            if outcome.status == RETRYING:
+                run.retries += 1
+            waits = list(progress.get("waits") or [])
+            waits.append(
+                {
+                    "at": now.isoformat(),
+                    "status": outcome.status,
+                    "seconds": round(delay, 3),
+                    "until": run.next_attempt_at.isoformat(),
+                    "reason": run.wait_reason,
+                    "code": (outcome.error or {}).get("code"),
+                    "step": (outcome.error or {}).get("step"),
+                    "attempt": claim.attempt,
+                }
+            )
+            progress["waits"] = waits[-50:]
+            run.progress = progress
+            run.worker = None
+            session.execute(
+                update(Attempt).where(Attempt.id == claim.attempt_id).values(status=outcome.status)
+            )
+            log.info(
+                "run=%s attempt=%s status=%s wait=%.1fs reason=%s",
+                claim.run_id,
+                claim.attempt,
+                outcome.status,
+                delay,
+                (outcome.error or {}).get("code"),
+            )
+            return outcome
+        run.status = outcome.status
+        run.finished_at = now
+        run.next_attempt_at = None
+        run.wait_reason = None
+        run.result = outcome.result if outcome.status == SUCCEEDED else None
+        run.error = outcome.error if outcome.status != SUCCEEDED else None
+        run.progress = progress or None
+        session.execute(
+            update(Attempt)
+            .where(Attempt.id == claim.attempt_id)
+            .values(status=outcome.status, finished_at=now, error=run.error)
+        )
+    log.info(
+        "run=%s attempt=%s status=%s code=%s",
+        claim.run_id,
+        claim.attempt,
+        outcome.status,
+        (outcome.error or {}).get("code", "-"),
+    )
+    return outcome

@@ -1,0 +1,178 @@
+"""Beat maintenance: dispatch due runs, reconcile lost messages and dead workers, prune."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from shared.config import RunTimings, run_timings
+from shared.models import Attempt, HttpExchange, Run, RunStep, utcnow
+from shared.models.runs import FINISHED, QUEUED, RETRYING, RUNNING, WAITING
+
+from .execute import SCHEDULED_TRIGGERS
+
+if TYPE_CHECKING:
+    from shared.runtime import Runtime
+
+log = logging.getLogger("forcebot.runs")
+
+
+def dispatch_due(
+    runtime: Runtime,
+    *,
+    check_room: Callable[..., bool] | None = None,
+    limit: int = 500,
+    timings: RunTimings | None = None,
+) -> list[int]:
+    """Queue retrying/waiting runs whose time has come; return the ids to send.
+
+    A waiting run is queued only when its account has room again (`check_room`, which asks
+    Salesforce's /limits); otherwise it waits another `quota_recheck`.
+    """
+    timings = timings or run_timings()
+    now = utcnow()
+    with runtime.Session() as session:
+        due = session.execute(
+            select(Run.id, Run.status, Run.account_id, Run.trigger)
+            .where(Run.status.in_((RETRYING, WAITING)), Run.next_attempt_at <= now)
+            .order_by(Run.next_attempt_at)
+            .limit(limit)
+        ).all()
+    if not due:
+        return []
+    room: dict[tuple[int, str], bool] = {}
+    ready: list[int] = []
+    later: list[int] = []
+    for run_id, status, account_id, trigger in due:
+        if status == WAITING and account_id is not None:
+            purpose = "scheduled" if trigger in SCHEDULED_TRIGGERS else "trigger"
+            key = (account_id, purpose)
+            if key not in room:
+                room[key] = _has_room(runtime, account_id, purpose, check_room)
+            if not room[key]:
+                later.append(run_id)
+                continue
+        ready.append(run_id)
+    with runtime.Session.begin() as session:
+        if later:
+            session.execute(
+                update(Run)
+                .where(Run.id.in_(later), Run.status == WAITING)
+                .values(next_attempt_at=now + timedelta(seconds=timings.quota_recheck))
+            )
+        queued: list[int] = []
+        for run_id in ready:
+            changed = session.execute(
+                update(Run)
+                .where(
+                    Run.id == run_id,
+                    Run.status.in_((RETRYING, WAITING)),
+                    Run.next_attempt_at <= now,
+                )
+                .values(status=QUEUED, queued_at=now, next_attempt_at=None)
+            ).rowcount  # type: ignore[attr-defined]
+            if changed:
+                queued.append(run_id)
+    return queued
+
+
+def _has_room(
+    runtime: Runtime, account_id: int, purpose: str, check_room: Callable[..., bool] | None
+) -> bool:
+    if check_room is None:
+        from shared.salesforce import limits
+
+        check_room = limits.check_room
+    try:
+        return bool(check_room(runtime, account_id, purpose=purpose))
+    except Exception:  # noqa: BLE001 - can't tell: look again later rather than burn a try
+        log.warning("account=%s check_room failed", account_id, exc_info=True)
+        return False
+
+
+def reconcile(
+    runtime: Runtime, *, timings: RunTimings | None = None, limit: int = 1000
+) -> list[int]:
+    """Find runs a lost message or a dead worker left behind; return the ids to send again."""
+    timings = timings or run_timings()
+    now = utcnow()
+    queued_before = now - timedelta(seconds=timings.queued_after)
+    stale_before = now - timedelta(seconds=timings.heartbeat_stale)
+    with runtime.Session.begin() as session:
+        lost = list(
+            session.scalars(
+                select(Run.id)
+                .where(
+                    Run.status == QUEUED,
+                    or_(Run.queued_at.is_(None), Run.queued_at < queued_before),
+                )
+                .order_by(Run.id)
+                .limit(limit)
+            )
+        )
+        if lost:
+            session.execute(
+                update(Run).where(Run.id.in_(lost), Run.status == QUEUED).values(queued_at=now)
+            )
+        dead = list(
+            session.scalars(
+                select(Run.id)
+                .where(
+                    Run.status == RUNNING,
+                    or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < stale_before),
+                )
+                .order_by(Run.id)
+                .limit(limit)
+            )
+        )
+        requeued: list[int] = []
+        for run_id in dead:
+            # The open attempt stays open: the next worker continues it.
+            changed = session.execute(
+                update(Run)
+                .where(
+                    Run.id == run_id,
+                    Run.status == RUNNING,
+                    or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < stale_before),
+                )
+                .values(status=QUEUED, queued_at=now, worker=None)
+            ).rowcount  # type: ignore[attr-defined]
+            if changed:
+                requeued.append(run_id)
+    if lost or requeued:
+        log.info("reconcile lost_queued=%s dead_workers=%s", len(lost), len(requeued))
+    return lost + requeued
+
+
+def prune_runs(session: Session, retention_days: int, *, limit: int = 1000) -> int:
+    """Delete finished runs older than the retention (their steps and exchanges cascade)."""
+    cutoff = utcnow() - timedelta(days=retention_days)
+    ids = list(
+        session.scalars(
+            select(Run.id)
+            .where(Run.status.in_(FINISHED), Run.finished_at < cutoff)
+            .order_by(Run.id)
+            .limit(limit)
+        )
+    )
+    if not ids:
+        return 0
+    session.execute(
+        update(Run)
+        .where(Run.replay_of_id.in_(ids))
+        .values(replay_of_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    for model in (HttpExchange, RunStep, Attempt):
+        session.execute(
+            delete(model)
+            .where(model.run_id.in_(ids))  # type: ignore[attr-defined]
+            .execution_options(synchronize_session=False)
+        )
+    session.execute(delete(Run).where(Run.id.in_(ids)).execution_options(synchronize_session=False))
+    return len(ids)
