@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 import threading
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -82,3 +83,8 @@ class IdGenerator:
             n = next(self._counter)
         id15 = prefix + self._pod + "0" + _base62(n, 9)
         return id15 + checksum(id15)
+
+
+def random_chars(n: int) -> str:
+    """``n`` random base-62 characters (token and locator material)."""
+    return "".join(secrets.choice(BASE62) for _ in range(n))

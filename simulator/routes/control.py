@@ -9,7 +9,10 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from simulator import soql
-from simulator.state import Fault, SfError, SimState, fmt_dt
+from simulator.errors import SfError
+from simulator.ops import Fault
+from simulator.state import SimState
+from simulator.values import fmt_dt
 
 control_bp = Blueprint("sim_control", __name__, url_prefix="/_sim")
 

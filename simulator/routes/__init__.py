@@ -1,0 +1,8 @@
+"""The simulator's HTTP surfaces, one blueprint module per surface.
+
+``plumbing`` (per-app hooks: faults, request log, Sforce-Limit-Info, error pages; JSON and
+session helpers), ``oauth`` (authorize, token, revoke, introspect), ``identity`` (userinfo and the
+identity URL), ``sobjects`` (versions, describe, record CRUD, upsert, replication windows),
+``query`` (query, queryAll, paging, limits), ``composite`` (composite/sobjects) and ``control``
+(the ``/_sim`` control API). ``simulator.app`` puts them together into the two hosts.
+"""
