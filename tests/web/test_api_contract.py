@@ -207,3 +207,94 @@ def test_body_over_max_content_length_is_413_in_spec_format(app: Any, api: Any) 
 def test_unauthenticated_error_is_in_spec_format(client: Any) -> None:
     assert_spec_error(client.get(f"{PREFIX}/services"), 401, "unauthorized")
     assert_spec_error(client.post(f"{PREFIX}/services", json={}), 401, "unauthorized")
+
+
+# --------------------------------------------------------------------------- the typed contract
+
+
+def test_document_passes_an_openapi_31_validator(spec: dict[str, Any]) -> None:
+    from openapi_spec_validator import OpenAPIV31SpecValidator
+
+    errors = [str(e.message) for e in OpenAPIV31SpecValidator(spec).iter_errors()]
+    assert errors == []
+
+
+def test_every_operation_has_an_id_and_documents_its_errors(spec: dict[str, Any]) -> None:
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            assert op["operationId"], (method, path)
+            assert "401" in op["responses"], (method, path)
+            if "{" in path:
+                assert "404" in op["responses"], (method, path)
+            if "requestBody" in op or any(p["in"] == "query" for p in op.get("parameters", [])):
+                assert "422" in op["responses"], (method, path)
+
+
+def test_run_schema_has_every_field_the_api_returns(spec: dict[str, Any]) -> None:
+    run = spec["components"]["schemas"]["RunOut"]["properties"]
+    for name in ("max_attempts", "retries", "replay_of", "cancel_requested", "current_step",
+                 "attempt_history", "steps", "waits", "wait_reason"):  # fmt: skip
+        assert name in run, name
+    assert spec["components"]["schemas"]["RunOut"]["additionalProperties"] is False
+
+
+def _service(api: Any, name: str = "svc") -> int:
+    response = api.post("/services", json={"name": name, "client_id": "c", "client_secret": "s"})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+@pytest.mark.parametrize("value", ["yes", "null", "TRUE", "on", "", "2"])
+def test_query_booleans_accept_only_true_false_1_0(api: Any, named_account: Any,
+                                                   value: str) -> None:  # fmt: skip
+    named_account("acme")  # under its own service: that one has an account
+    service_id = api.get("/services").get_json()["services"][0]["id"]
+    response = api.delete(f"/services/{service_id}?confirm={value}")
+    body = assert_spec_error(response, 422, "validation_failed")
+    assert body["error"]["details"] == ["confirm: expected true, false, 1 or 0"]
+    assert api.get(f"/services/{service_id}").status_code == 200  # nothing was deleted
+
+
+def test_query_boolean_false_is_a_refusal_and_1_deletes(api: Any, named_account: Any) -> None:
+    named_account("acme")
+    service_id = api.get("/services").get_json()["services"][0]["id"]
+    assert_spec_error(api.delete(f"/services/{service_id}?confirm=0"), 409)
+    response = api.delete(f"/services/{service_id}?confirm=1")
+    assert response.status_code == 200, response.get_json()
+    assert api.get(f"/services/{service_id}").status_code == 404
+
+
+@pytest.mark.parametrize("name", ["status", "behavior", "cursor", "limit"])
+def test_empty_filter_values_are_422(api: Any, name: str) -> None:
+    body = assert_spec_error(api.get(f"/runs?{name}="), 422, "validation_failed")
+    assert [d.split(":")[0] for d in body["error"]["details"]] == [name]
+
+
+def test_invalid_body_lists_every_problem_by_path(api: Any) -> None:
+    response = api.post("/services", json={"provider": "x", "session_timeout_minutes": "60"})
+    body = assert_spec_error(response, 422, "validation_failed")
+    fields = sorted(d.split(":")[0] for d in body["error"]["details"])
+    assert fields == ["client_id", "client_secret", "name", "provider", "session_timeout_minutes"]
+    assert "name: required" in body["error"]["details"]
+
+
+def test_patch_with_an_empty_key_is_422(api: Any) -> None:
+    service_id = _service(api)
+    body = assert_spec_error(api.patch(f"/services/{service_id}", json={"": None}), 422)
+    assert body["error"]["details"] == ['"": unknown field']
+
+
+def test_unparseable_json_is_400_and_a_non_object_is_400(api: Any) -> None:
+    for data in (b"{", b"[]", b"null"):
+        response = api.post("/services", data=data, content_type="application/json")
+        assert_spec_error(response, 400, "bad_request")
+
+
+def test_trigger_payload_problems_are_listed_by_path(api: Any) -> None:
+    definition = {"name": "needs-email", "inputs": {"email": {"type": "string", "required": True}},
+                  "steps": [{"id": "s", "action": "set", "vars": {"x": 1}}]}  # fmt: skip
+    assert api.post("/behaviors", json=definition).status_code == 201
+    body = assert_spec_error(api.post("/behaviors/needs-email/runs", json={"payload": {}}), 422)
+    assert any(d.startswith("inputs.email: required") for d in body["error"]["details"])
+    body = assert_spec_error(api.post("/behaviors/needs-email/runs", json={"payload": 5}), 422)
+    assert [d.split(":")[0] for d in body["error"]["details"]] == ["payload"]

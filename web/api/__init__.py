@@ -1,24 +1,26 @@
 """The JSON API under /api/v1: Bearer-token auth (see web.auth), SPEC's error format.
 
 Feature modules (`web.api.services`, `web.api.accounts`, ...) add their routes to the one
-`api` blueprint and describe them with `openapi.document(...)`.
+`api` blueprint with `web.api.contract.operation(...)` (see its docstring for how to add a
+route), which validates bodies and queries with pydantic and documents them in
+/api/v1/openapi.json.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import http_error_response
+from .contract import MAX_ID, operation
 from .errors import ApiError, error_response
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # Ids are INTEGER columns (32-bit on PostgreSQL); a larger number in a URL cannot name a row,
 # and the database drivers raise on it instead of finding nothing.
-MAX_ID = 2**31 - 1
 
 
 @api.before_request
@@ -49,11 +51,11 @@ def _unexpected(exc: Exception) -> Any:
     return error_response(500, "internal_error", "an unexpected error occurred; see the server log")
 
 
-@api.get("/openapi.json")
+@operation(api, "GET", "/openapi.json", "This document")
 def openapi_json() -> Any:
     from .openapi import build_spec
 
-    return jsonify(build_spec())
+    return build_spec()
 
 
 # The route modules add themselves to `api` when imported.

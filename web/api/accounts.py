@@ -2,50 +2,67 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from flask import jsonify
+from pydantic import Field, StringConstraints
 from sqlalchemy import select
 
 from shared.accounts import account_to_dict
 from shared.linking import LinkInvalid, start_link, unlink_account
-from shared.models import Account
+from shared.models import Account, Service
 from web.api import api
 
 from ..db import db, runtime, settings
-from .errors import ApiError, get_or_404, json_body, not_found, validation_error
-from .openapi import document, schema
+from .contract import MAX_ID, Body, Reply, operation
+from .errors import ApiError, get_or_404, not_found, validation_error
 
-_TIME = {"type": ["string", "null"], "format": "date-time"}
-ACCOUNT = schema(
-    "Account",
-    {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string"},
-            "service_id": {"type": "integer"},
-            "status": {"type": "string", "enum": ["active", "needs_reauth"]},
-            "status_reason": {"type": ["string", "null"]},
-            "instance_url": {"type": ["string", "null"]},
-            "username": {"type": ["string", "null"]},
-            "organization_id": {"type": ["string", "null"]},
-            "token_issued_at": _TIME,
-            "token_expires_at": _TIME,
-            "last_refresh_at": _TIME,
-            "refresh_count": {"type": "integer"},
-            "api_usage": {
-                "type": "object",
-                "properties": {
-                    "used": {"type": ["integer", "null"]},
-                    "max": {"type": ["integer", "null"]},
-                    "at": _TIME,
-                },
-            },
-        },
-    },
-)
-ID_PARAM = [{"name": "account_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+Time = Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
+
+
+class LinkStart(Body):
+    service_id: Annotated[int, Field(ge=1, le=MAX_ID)]
+    name: Annotated[
+        str,
+        StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"),
+        Field(description="the account's name, e.g. acme-prod"),
+    ]
+
+
+class LinkStarted(Reply):
+    authorize_url: str = Field(json_schema_extra={"format": "uri"})
+    state_expires_at: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class ApiUsage(Reply):
+    used: int | None
+    max: int | None
+    at: Time
+
+
+class AccountOut(Reply):
+    id: int
+    name: str
+    service_id: int
+    status: Literal["active", "needs_reauth"]
+    status_reason: str | None
+    instance_url: str | None
+    username: str | None
+    organization_id: str | None
+    token_issued_at: Time
+    token_expires_at: Time
+    last_refresh_at: Time
+    refresh_count: int
+    api_usage: ApiUsage
+
+
+class AccountList(Reply):
+    accounts: list[AccountOut]
+
+
+class AccountDeleted(Reply):
+    deleted: bool
+    revoked: bool
+    message: str | None
 
 
 def _get(account_id: int) -> Account:
@@ -59,51 +76,73 @@ def _release(account_id: int) -> None:
     db().rollback()
 
 
-@api.post("/accounts/link")
-def link_account() -> Any:
-    data = json_body()
+@operation(
+    api,
+    "POST",
+    "/accounts/link",
+    "Start linking an account: open authorize_url in a browser and consent",
+    description="404 when service_id names no service; 409 when the name belongs to an "
+    "account of another service.",
+    body=LinkStart,
+    response=LinkStarted,
+    errors=(404, 409),
+)
+def link_account(*, body: LinkStart) -> Any:
     session = db()
+    get_or_404(Service, body.service_id, "service")
+    other = session.scalar(select(Account.service_id).where(Account.name == body.name))
+    if other is not None and other != body.service_id:
+        raise ApiError(409, "conflict", f"name: the account {body.name!r} belongs to another "
+                       "service")  # fmt: skip
     try:
         started = start_link(
-            session,
-            runtime().crypto,
-            settings().oauth_callback_url,
-            data.get("service_id"),
-            data.get("name"),
+            session, runtime().crypto, settings().oauth_callback_url, body.service_id, body.name
         )
     except LinkInvalid as exc:
         session.rollback()
         raise validation_error(exc.problems) from None
     session.commit()
-    return jsonify(
-        {
-            "authorize_url": started.authorize_url,
-            "state_expires_at": started.state_expires_at.isoformat(),
-        }
-    )
+    return {
+        "authorize_url": started.authorize_url,
+        "state_expires_at": started.state_expires_at.isoformat(),
+    }
 
 
-@api.get("/accounts")
+@operation(api, "GET", "/accounts", "List connected accounts", response=AccountList)
 def list_accounts() -> Any:
     accounts = db().scalars(select(Account).order_by(Account.id)).all()
-    return jsonify({"accounts": [account_to_dict(a) for a in accounts]})
+    return {"accounts": [account_to_dict(a) for a in accounts]}
 
 
-@api.get("/accounts/<int:account_id>")
+@operation(api, "GET", "/accounts/<int:account_id>", "Get an account", response=AccountOut)
 def get_account(account_id: int) -> Any:
-    return jsonify(account_to_dict(_get(account_id)))
+    return account_to_dict(_get(account_id))
 
 
-@api.delete("/accounts/<int:account_id>")
+@operation(
+    api,
+    "DELETE",
+    "/accounts/<int:account_id>",
+    "Unlink an account: revoke its refresh token at Salesforce, then delete it",
+    response=AccountDeleted,
+)
 def delete_account(account_id: int) -> Any:
     _release(account_id)
     outcome = unlink_account(runtime(), account_id)
     if outcome is None:
         raise not_found("account")
-    return jsonify({"deleted": True, "revoked": outcome.revoked, "message": outcome.message})
+    return {"deleted": True, "revoked": outcome.revoked, "message": outcome.message}
 
 
-@api.post("/accounts/<int:account_id>/refresh")
+@operation(
+    api,
+    "POST",
+    "/accounts/<int:account_id>/refresh",
+    "Refresh the account's access token now",
+    description="409 when the account must be linked again; 502 when Salesforce fails.",
+    response=AccountOut,
+    errors=(409, 502),
+)
 def refresh_account_api(account_id: int) -> Any:
     _release(account_id)
     from shared.salesforce.auth import refresh_account
@@ -115,51 +154,4 @@ def refresh_account_api(account_id: int) -> Any:
         raise ApiError(409, exc.error_code or "refresh_failed", exc.message) from None
     except SalesforceError as exc:
         raise ApiError(502, exc.error_code or "refresh_failed", exc.message) from None
-    return jsonify(account_to_dict(_get(account_id)))  # the rollback expired the old values
-
-
-document(
-    "/accounts/link",
-    "POST",
-    "Start linking an account: open authorize_url in a browser and consent",
-    request={
-        "type": "object",
-        "properties": {"service_id": {"type": "integer"}, "name": {"type": "string"}},
-        "required": ["service_id", "name"],
-    },
-    response={
-        "type": "object",
-        "properties": {
-            "authorize_url": {"type": "string", "format": "uri"},
-            "state_expires_at": {"type": "string", "format": "date-time"},
-        },
-    },
-)
-document(
-    "/accounts",
-    "GET",
-    "List connected accounts",
-    response={"type": "object", "properties": {"accounts": {"type": "array", "items": ACCOUNT}}},
-)
-document("/accounts/{account_id}", "GET", "Get an account", response=ACCOUNT, params=ID_PARAM)
-document(
-    "/accounts/{account_id}",
-    "DELETE",
-    "Unlink an account: revoke its refresh token at Salesforce, then delete it",
-    response={
-        "type": "object",
-        "properties": {
-            "deleted": {"type": "boolean"},
-            "revoked": {"type": "boolean"},
-            "message": {"type": ["string", "null"]},
-        },
-    },
-    params=ID_PARAM,
-)
-document(
-    "/accounts/{account_id}/refresh",
-    "POST",
-    "Refresh the account's access token now",
-    response=ACCOUNT,
-    params=ID_PARAM,
-)
+    return account_to_dict(_get(account_id))  # the rollback expired the old values

@@ -1,106 +1,120 @@
-"""Behaviors API: definitions validated on save (422 lists every problem), packages."""
+"""Behaviors API: definitions validated on save (422 lists every problem), packages.
+
+A definition is checked beyond what its JSON Schema can say (template syntax and names, the
+sandbox, references between steps, that the named account exists), so a body that fits the
+schema can still be 422; the `details` then list each problem by path.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from flask import request
+from pydantic import Field, RootModel, StringConstraints, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.behaviors.definition import MAX_SOURCE_CHARS, NAME_RE
 from shared.behaviors.packages import import_package
 from shared.behaviors.registry import registered
 from shared.behaviors.store import DefinitionInvalid, get_version, save_behavior
 from shared.models import Behavior, BehaviorVersion
 from web.api import api
-from web.api.errors import ApiError, json_body, not_found, validation_error
-from web.api.openapi import document, schema
+from web.api.contract import PATH_PARAM_SCHEMAS, Body, Query, Reply, operation
+from web.api.errors import ApiError, not_found, validation_error
 from web.db import db
 
-BEHAVIOR = schema(
-    "Behavior",
-    {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string"},
-            "description": {"type": ["string", "null"]},
-            "kind": {"type": "string", "enum": ["definition", "python"]},
-            "version": {"type": ["integer", "null"]},
-            "versions": {"type": "integer"},
-            "account": {"type": ["string", "null"]},
-            "inputs": {"type": "object"},
-            "source": {"type": "string"},
-            "format": {"type": "string", "enum": ["yaml", "json"]},
-            "definition": {"type": "object"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "updated_at": {"type": "string", "format": "date-time"},
-        },
-    },
-)
-DEFINITION_BODY = {
-    "oneOf": [
-        {"type": "object", "description": "a behavior definition (SPEC: Behavior definitions)"},
-        {
-            "type": "object",
-            "properties": {
-                "source": {"type": "string", "description": "YAML or JSON text"},
-                "format": {"type": "string", "enum": ["yaml", "json"]},
-            },
-            "required": ["source"],
-        },
-    ]
-}
-PACKAGE_BODY = {
-    "type": "object",
-    "properties": {
-        "source": {"type": "string", "description": "the package file's YAML or JSON text"},
-        "format": {"type": "string", "enum": ["yaml", "json"]},
-        "account": {"type": "string", "description": "replaces every behavior's account"},
-        "package": {"type": "object", "description": "the package as a JSON object instead"},
-    },
-}
-IMPORT_REPORT = schema(
-    "PackageImport",
-    {
-        "type": "object",
-        "properties": {
-            "behaviors": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "name": {"type": "string"},
-                        "status": {"type": "string", "enum": ["created", "updated", "unchanged"]},
-                        "version": {"type": "integer"},
-                    },
-                },
-            },
-            "created": {"type": "integer"},
-            "updated": {"type": "integer"},
-            "unchanged": {"type": "integer"},
-            "notes": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-)
-NAME_PARAM = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+# A name that does not match cannot exist, so it is 404 either way; the pattern says so.
+PATH_PARAM_SCHEMAS["name"] = {"type": "string", "pattern": NAME_RE.pattern}
+Format = Literal["yaml", "json"]
+Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
-def _source_from_body(body: dict[str, Any]) -> tuple[str, str | None]:
+class SourceText(Body):
+    source: Annotated[str, StringConstraints(max_length=MAX_SOURCE_CHARS)] = Field(
+        description="the definition as YAML or JSON text"
+    )
+    format: Format | None = Field(None, description="guessed from the text when left out")
+
+
+class DefinitionBody(RootModel[SourceText | dict[str, Any]]):
+    """`{"source", "format"}`, or the definition itself as a JSON object."""
+
+    root: SourceText | dict[str, Any] = Field(
+        description="`{source, format}` with YAML or JSON text, or the definition object "
+        "(SPEC: Behavior definitions; GET /schemas/behavior.json)"
+    )
+
+
+class PackageBody(Body):
+    source: Annotated[str, StringConstraints(max_length=MAX_SOURCE_CHARS)] | None = Field(
+        None, description="the package file's YAML or JSON text"
+    )
+    format: Format | None = None
+    account: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        None, description="replaces every behavior's account (it must exist)"
+    )
+    package: dict[str, Any] | None = Field(None, description="the package as a JSON object")
+
+    model_config = {"json_schema_extra": {"anyOf": [{"required": ["source"]},
+                                                    {"required": ["package"]}]}}  # fmt: skip
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PackageBody:
+        if self.package is None and self.source is None:
+            raise ValueError("source: required (the package's YAML or JSON text)")
+        return self
+
+
+class BehaviorSummary(Reply):
+    name: str
+    description: str | None
+    kind: Literal["definition", "python"]
+    version: int | None
+    versions: int
+    account: str | None
+    inputs: dict[str, Any]
+    format: Format | None = None
+    created_at: Time | None = None
+    updated_at: Time | None = None
+
+
+class BehaviorOut(BehaviorSummary):
+    source: str | None = None
+    definition: dict[str, Any] | None = None
+    current_version: int | None = Field(None, description="the newest version (GET only)")
+
+
+class BehaviorList(Reply):
+    behaviors: list[BehaviorSummary]
+
+
+class VersionQuery(Query):
+    version: int | None = Field(None, ge=1, le=999_999_999)
+
+
+class Imported(Reply):
+    name: str
+    status: Literal["created", "updated", "unchanged"]
+    version: int
+
+
+class ImportReport(Reply):
+    behaviors: list[Imported]
+    created: int
+    updated: int
+    unchanged: int
+    notes: list[str]
+
+
+def _source_from_body(body: DefinitionBody) -> tuple[str, str | None]:
     """The definition text of a request: `{"source", "format"}` or the definition itself."""
-    if "source" in body and "steps" not in body:
-        source = body["source"]
-        fmt = body.get("format")
-        if not isinstance(source, str):
-            raise validation_error(["source: expected YAML or JSON text"])
-        if fmt is not None and fmt not in ("yaml", "json"):
-            raise validation_error(['format: must be "yaml" or "json"'])
-        return source, fmt
-    return json.dumps(body, indent=2), "json"
+    if isinstance(body.root, SourceText):
+        return body.root.source, body.root.format
+    return json.dumps(body.root, indent=2), "json"
 
 
 def behavior_to_dict(behavior: Behavior, version: BehaviorVersion | None, versions: int) -> dict:
@@ -166,10 +180,19 @@ def _save(source: str, fmt: str | None, expected_name: str | None = None) -> tup
         return save_behavior(session, source, fmt, expected_name=expected_name)
 
 
-@api.post("/behaviors")
-def create_behavior() -> Any:
-    source, fmt = _source_from_body(json_body())
-    from shared.behaviors.definition import NAME_RE, ParseError, parse_source
+@operation(
+    api,
+    "POST",
+    "/behaviors",
+    "Create a behavior (422 lists every problem; nothing is saved)",
+    body=DefinitionBody,
+    response=BehaviorOut,
+    status=201,
+    errors=(409,),
+)
+def create_behavior(*, body: DefinitionBody) -> Any:
+    source, fmt = _source_from_body(body)
+    from shared.behaviors.definition import ParseError, parse_source
 
     try:
         parsed = parse_source(source, fmt)
@@ -189,20 +212,11 @@ def create_behavior() -> Any:
                 f'behavior "{parsed["name"]}" exists; PUT /behaviors/{parsed["name"]} changes it',
             )
     behavior, version, _ = _save(source, fmt)
-    return behavior_to_dict(behavior, version, _version_count(behavior.id)), 201
+    return behavior_to_dict(behavior, version, _version_count(behavior.id))
 
 
-document(
-    "/behaviors",
-    "POST",
-    "Create a behavior (422 lists every problem; nothing is saved)",
-    request=DEFINITION_BODY,
-    response=BEHAVIOR,
-    status=201,
-)
-
-
-@api.get("/behaviors")
+@operation(api, "GET", "/behaviors", "List behaviors (stored definitions and Python behaviors)",
+           response=BehaviorList)  # fmt: skip
 def list_behaviors() -> Any:
     session = db()
     items = []
@@ -217,14 +231,6 @@ def list_behaviors() -> Any:
     return {"behaviors": items}
 
 
-document(
-    "/behaviors",
-    "GET",
-    "List behaviors (stored definitions and Python behaviors)",
-    response={"type": "object", "properties": {"behaviors": {"type": "array", "items": BEHAVIOR}}},
-)
-
-
 def _get(name: str) -> Behavior:
     behavior = db().scalars(select(Behavior).where(Behavior.name == name)).one_or_none()
     if behavior is None:
@@ -232,95 +238,71 @@ def _get(name: str) -> Behavior:
     return behavior
 
 
-@api.get("/behaviors/<name>")
-def get_behavior(name: str) -> Any:
+@operation(
+    api,
+    "GET",
+    "/behaviors/<name>",
+    "One behavior with its current source and definition (?version=N for an older one)",
+    query=VersionQuery,
+    response=BehaviorOut,
+)
+def get_behavior(name: str, *, query: VersionQuery) -> Any:
     behavior = db().scalars(select(Behavior).where(Behavior.name == name)).one_or_none()
     if behavior is None:
         if name in registered():
             return _python_to_dict(name)
         raise not_found(f'behavior "{name}"')
-    version_arg = request.args.get("version")
-    number = None
-    if version_arg is not None:
-        # ASCII digits that fit the column ("²".isdigit() is true, but int() refuses it).
-        if not re.fullmatch(r"[0-9]{1,9}", version_arg):
-            raise validation_error(["version: expected a whole number"])
-        number = int(version_arg)
-    version = get_version(db(), name, number)
+    version = get_version(db(), name, query.version)
     if version is None:
-        raise not_found(f'version {version_arg} of behavior "{name}"')
+        raise not_found(f'version {query.version} of behavior "{name}"')
     data = behavior_to_dict(behavior, version, _version_count(behavior.id))
     data["version"] = version.version
     data["current_version"] = behavior.current_version
     return data
 
 
-document(
-    "/behaviors/{name}",
-    "GET",
-    "One behavior with its current source and definition (?version=N for an older one)",
-    response=BEHAVIOR,
-    params=NAME_PARAM,
+@operation(
+    api,
+    "PUT",
+    "/behaviors/<name>",
+    "Save a new version of a behavior (the name cannot change)",
+    body=DefinitionBody,
+    response=BehaviorOut,
+    errors=(409,),
 )
-
-
-@api.put("/behaviors/<name>")
-def update_behavior(name: str) -> Any:
+def update_behavior(name: str, *, body: DefinitionBody) -> Any:
     _get(name)
-    source, fmt = _source_from_body(json_body())
+    source, fmt = _source_from_body(body)
     behavior, version, _ = _save(source, fmt, expected_name=name)
     return behavior_to_dict(behavior, version, _version_count(behavior.id))
 
 
-document(
-    "/behaviors/{name}",
-    "PUT",
-    "Save a new version of a behavior (the name cannot change)",
-    request=DEFINITION_BODY,
-    response=BEHAVIOR,
-    params=NAME_PARAM,
-)
-
-
-@api.delete("/behaviors/<name>")
-def delete_behavior(name: str) -> Any:
+@operation(api, "DELETE", "/behaviors/<name>",
+           "Delete a behavior and its versions (its runs are kept)", status=204)  # fmt: skip
+def delete_behavior(name: str) -> None:
     session = db()
     session.delete(_get(name))
     session.commit()
-    return "", 204
 
 
-document(
-    "/behaviors/{name}",
-    "DELETE",
-    "Delete a behavior and its versions (its runs are kept)",
-    status=204,
-    params=NAME_PARAM,
-)
-
-
-@api.post("/packages")
-def import_package_route() -> Any:
-    body = json_body()
-    account = body.get("account")
-    if account is not None and not isinstance(account, str):
-        raise validation_error(["account: expected an account name"])
-    if isinstance(body.get("package"), dict):
-        source, fmt = json.dumps(body["package"]), "json"
-    else:
-        source, fmt = _source_from_body({k: v for k, v in body.items() if k != "account"})
-        if "source" not in body:
-            raise validation_error(["source: required (the package's YAML or JSON text)"])
-    with _saving("behaviors were saved concurrently; try again") as session:
-        report = import_package(session, source, fmt, account=account or None)
-    status = 201 if report.count("created") else 200
-    return report.to_dict(), status
-
-
-document(
-    "/packages",
+@operation(
+    api,
     "POST",
+    "/packages",
     "Import a package of behaviors; an invalid package is rejected whole (422)",
-    request=PACKAGE_BODY,
-    response=IMPORT_REPORT,
+    description="201 when a behavior was created, 200 when all existed.",
+    body=PackageBody,
+    response=ImportReport,
+    status=201,
+    also=(200,),
+    errors=(409,),
 )
+def import_package_route(*, body: PackageBody) -> Any:
+    if body.package is not None:
+        source, fmt = json.dumps(body.package), "json"
+    else:
+        assert body.source is not None  # the model requires one of the two
+        source, fmt = body.source, body.format
+    with _saving("behaviors were saved concurrently; try again") as session:
+        report = import_package(session, source, fmt, account=body.account)
+    return report.to_dict(), 201 if report.count("created") else 200

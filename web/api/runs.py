@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from flask import jsonify, request
+from pydantic import Field, StringConstraints, field_validator
 
 from shared import runs
 from shared.models import Run
 
 from ..db import db, settings
 from . import api
-from .errors import ApiError, json_body, not_found, validation_error
-from .openapi import document, schema
+from .contract import Body, Query, Reply, operation
+from .errors import ApiError, not_found, validation_error
 
 MAX_LIMIT = 200
-RUN_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}]
-BEHAVIOR_NAME = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+Status = Literal[tuple(runs.STATUSES)]  # type: ignore[valid-type]
+Time = Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
 
 
 def _enqueue(run_id: int) -> None:
@@ -34,175 +34,161 @@ def _load(run_id: int) -> Run:
     return run
 
 
-@api.post("/behaviors/<name>/runs")
-def trigger_run(name: str) -> Any:
-    body = json_body() if request.data else {}
-    unknown = sorted(set(body) - {"payload", "idempotency_key"})
-    problems = [f"{key}: unknown field (expected payload, idempotency_key)" for key in unknown]
-    key = body.get("idempotency_key")
-    if key is not None and (not isinstance(key, str) or not key.strip()):
-        problems.append("idempotency_key: expected a non-empty string")
-        key = None
+class TriggerBody(Body):
+    payload: dict[str, Any] = Field(
+        default_factory=dict,
+        description="checked against the behavior's `inputs:` (GET /behaviors/{name} shows "
+        "them); 422 lists every input that does not fit, e.g. `payload.email: required`",
+    )
+    idempotency_key: Annotated[
+        str | None,
+        StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$"),
+    ] = None
+
+
+class Triggered(Reply):
+    id: int
+    status: Status
+    created: bool
+
+
+class Exchange(Reply):
+    method: str
+    url: str
+    status: int | None
+    duration_ms: int | None
+    error: str | None
+
+
+class StepOut(Reply):
+    id: str
+    action: str
+    status: str
+    attempt: int | None
+    started_at: Time
+    finished_at: Time
+    request: str | None = Field(None, description="the last HTTP request, `METHOD URL`")
+    response_status: int | None = None
+    duration_ms: int | None = None
+    http: list[Exchange] | None = Field(None, description="every HTTP exchange of the step")
+    error: dict[str, Any] | None = None
+
+
+class AttemptOut(Reply):
+    number: int
+    status: str
+    worker: str | None
+    started_at: Time
+    finished_at: Time
+    error: dict[str, Any] | None
+
+
+class RunSummary(Reply):
+    id: int
+    behavior: str
+    behavior_version: int | None
+    status: Status
+    trigger: str
+    attempts: int
+    max_attempts: int
+    retries: int
+    payload: dict[str, Any]
+    result: Any
+    error: dict[str, Any] | None
+    idempotency_key: str | None
+    replay_of: int | None
+    next_attempt_at: Time
+    wait_reason: str | None
+    cancel_requested: bool
+    current_step: str | None
+    waits: list[dict[str, Any]]
+    created_at: Time
+    started_at: Time
+    finished_at: Time
+
+
+class RunOut(RunSummary):
+    steps: list[StepOut]
+    attempt_history: list[AttemptOut]
+
+
+class RunPage(Reply):
+    runs: list[RunSummary]
+    next_cursor: str | None
+
+
+class RunFilter(Query):
+    behavior: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[^\x00]*$")
+    status: Status | None = None
+    limit: int = Field(50, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(None, min_length=1, description="next_cursor of the previous page")
+
+    @field_validator("cursor")
+    @classmethod
+    def _ours(cls, value: str | None) -> str | None:
+        if value is not None and runs.decode_cursor(value) is None:
+            raise ValueError("not a cursor this API returned")
+        return value
+
+
+@operation(
+    api,
+    "POST",
+    "/behaviors/<name>/runs",
+    "Queue a run of a behavior; the same idempotency_key returns the first run",
+    description="`payload` is checked against the behavior's inputs: 422 lists every "
+    "failure by path (`payload.email: required`). The body may be omitted (an empty payload).",
+    body=TriggerBody,
+    body_required=False,
+    response=Triggered,
+    status=202,
+)
+def trigger_run(name: str, *, body: TriggerBody) -> Any:
     session = db()
     try:
         run, created = runs.create_run(
             session,
             name,
-            body.get("payload", {}),
+            body.payload,
             trigger="api",
-            idempotency_key=key,
+            idempotency_key=body.idempotency_key,
             default_max_attempts=settings().run_max_attempts,
         )
-        if problems:
-            raise runs.PayloadInvalid([])
     except runs.PayloadInvalid as exc:
         session.rollback()
-        raise validation_error(problems + exc.problems) from None
+        raise validation_error(exc.problems) from None
     except runs.BehaviorNotFound:
         session.rollback()
         raise not_found(f"behavior {name!r}") from None
     session.commit()
     if created:
         _enqueue(run.id)
-    return jsonify({"id": run.id, "status": run.status, "created": created}), 202
+    return {"id": run.id, "status": run.status, "created": created}
 
 
-RUN_SCHEMA = schema(
-    "Run",
-    {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "behavior": {"type": "string"},
-            "behavior_version": {"type": ["integer", "null"]},
-            "status": {"type": "string", "enum": list(runs.STATUSES)},
-            "trigger": {"type": "string"},
-            "attempts": {"type": "integer"},
-            "payload": {"type": "object"},
-            "result": {},
-            "error": {"type": ["object", "null"]},
-            "idempotency_key": {"type": ["string", "null"]},
-            "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
-            "wait_reason": {"type": ["string", "null"]},
-            "waits": {"type": "array", "items": {"type": "object"}},
-            "steps": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string"},
-                        "action": {"type": "string"},
-                        "status": {"type": "string"},
-                        "attempt": {"type": "integer"},
-                        "started_at": {"type": "string", "format": "date-time"},
-                        "finished_at": {"type": ["string", "null"], "format": "date-time"},
-                        "request": {"type": "string"},
-                        "response_status": {"type": ["integer", "null"]},
-                        "error": {"type": "object"},
-                    },
-                },
-            },
-            "created_at": {"type": "string", "format": "date-time"},
-            "started_at": {"type": ["string", "null"], "format": "date-time"},
-            "finished_at": {"type": ["string", "null"], "format": "date-time"},
-        },
-    },
-)
-document(
-    "/behaviors/{name}/runs",
-    "POST",
-    "Queue a run of a behavior; the same idempotency_key returns the first run",
-    request={
-        "type": "object",
-        "properties": {
-            "payload": {"type": "object"},
-            "idempotency_key": {"type": "string", "maxLength": 255},
-        },
-    },
-    response={
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "status": {"type": "string"},
-            "created": {"type": "boolean"},
-        },
-    },
-    status=202,
-    params=BEHAVIOR_NAME,
-)
-
-
-@api.get("/runs")
-def list_runs() -> Any:
-    problems = []
-    status = request.args.get("status") or None
-    if status is not None and status not in runs.STATUSES:
-        problems.append(f"status: expected one of {', '.join(runs.STATUSES)}")
-    try:
-        limit = int(request.args.get("limit", 50))
-        if not 1 <= limit <= MAX_LIMIT:
-            raise ValueError
-    except ValueError:
-        problems.append(f"limit: expected a whole number from 1 to {MAX_LIMIT}")
-        limit = 50
-    behavior = request.args.get("behavior") or None
-    if behavior is not None and "\x00" in behavior:
-        problems.append("behavior: must not contain NUL characters")
-    before = None
-    cursor = request.args.get("cursor")
-    if cursor:
-        before = runs.decode_cursor(cursor)
-        if before is None:
-            problems.append("cursor: not a cursor this API returned")
-    if problems:
-        raise validation_error(problems, "bad query parameters")
-    page, next_cursor = runs.list_runs_page(
-        db(), behavior=behavior, status=status, limit=limit, before_id=before
-    )
-    return jsonify(
-        {
-            "runs": [runs.run_to_dict(r, include_steps=False) for r in page],
-            "next_cursor": next_cursor,
-        }
-    )
-
-
-document(
+@operation(
+    api,
+    "GET",
     "/runs",
-    "GET",
     "Runs, newest first; pass next_cursor as cursor for the next page",
-    params=[
-        {"name": "behavior", "in": "query", "schema": {"type": "string"}},
-        {
-            "name": "status",
-            "in": "query",
-            "schema": {"type": "string", "enum": list(runs.STATUSES)},
-        },
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": MAX_LIMIT}},
-        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-    ],
-    response={
-        "type": "object",
-        "properties": {
-            "runs": {"type": "array", "items": RUN_SCHEMA},
-            "next_cursor": {"type": ["string", "null"]},
-        },
-    },
+    description='A filter sent empty (`?status=`) is 422, not "no filter": leave it out.',
+    query=RunFilter,
+    response=RunPage,
 )
+def list_runs(*, query: RunFilter) -> Any:
+    before = runs.decode_cursor(query.cursor) if query.cursor is not None else None
+    page, next_cursor = runs.list_runs_page(
+        db(), behavior=query.behavior, status=query.status, limit=query.limit, before_id=before
+    )
+    return {
+        "runs": [runs.run_to_dict(r, include_steps=False) for r in page],
+        "next_cursor": next_cursor,
+    }
 
 
-@api.get("/runs/<int:id>")
+@operation(api, "GET", "/runs/<int:id>", "One run with its steps and attempts", response=RunOut)
 def get_run(id: int) -> Any:  # noqa: A002 - SPEC's /runs/<id>
-    return jsonify(runs.run_to_dict(_load(id)))
-
-
-document(
-    "/runs/{id}",
-    "GET",
-    "One run with its steps and attempts",
-    response=RUN_SCHEMA,
-    params=RUN_ID,
-)
+    return runs.run_to_dict(_load(id))
 
 
 def _change(run_id: int, action: str) -> Any:
@@ -221,53 +207,36 @@ def _change(run_id: int, action: str) -> Any:
         session.rollback()
         raise ApiError(409, "conflict", str(exc)) from None
     except runs.PayloadInvalid as exc:
+        # The request is fine; the behavior's inputs changed under the stored payload.
         session.rollback()
-        raise validation_error(exc.problems, "the original payload no longer fits") from None
+        raise ApiError(
+            409, "conflict", "the original payload no longer fits the behavior", exc.problems
+        ) from None
     except runs.BehaviorNotFound:
         session.rollback()
         raise ApiError(409, "conflict", "the run's behavior no longer exists") from None
     session.commit()
     if action in ("retry", "replay"):
         _enqueue(run.id)
-    status = 202 if action in ("retry", "replay") else 200
-    return jsonify(runs.run_to_dict(_load(run.id))), status
+    return runs.run_to_dict(_load(run.id))
 
 
-@api.post("/runs/<int:id>/retry")
+@operation(api, "POST", "/runs/<int:id>/retry",
+           "Queue a failed or cancelled run again (a new attempt, same payload)",
+           response=RunOut, status=202, errors=(409,))  # fmt: skip
 def retry_run(id: int) -> Any:  # noqa: A002 - SPEC's /runs/<id>
     return _change(id, "retry")
 
 
-@api.post("/runs/<int:id>/cancel")
+@operation(api, "POST", "/runs/<int:id>/cancel",
+           "Cancel a queued or waiting run now, a running one at its next step",
+           response=RunOut, errors=(409,))  # fmt: skip
 def cancel_run(id: int) -> Any:  # noqa: A002 - SPEC's /runs/<id>
     return _change(id, "cancel")
 
 
-@api.post("/runs/<int:id>/replay")
+@operation(api, "POST", "/runs/<int:id>/replay",
+           "Start a new run of the same behavior from the same payload",
+           response=RunOut, status=202, errors=(409,))  # fmt: skip
 def replay_run(id: int) -> Any:  # noqa: A002 - SPEC's /runs/<id>
     return _change(id, "replay")
-
-
-document(
-    "/runs/{id}/retry",
-    "POST",
-    "Queue a failed or cancelled run again (a new attempt, same payload)",
-    response=RUN_SCHEMA,
-    status=202,
-    params=RUN_ID,
-)
-document(
-    "/runs/{id}/cancel",
-    "POST",
-    "Cancel a queued or waiting run now, a running one at its next step",
-    response=RUN_SCHEMA,
-    params=RUN_ID,
-)
-document(
-    "/runs/{id}/replay",
-    "POST",
-    "Start a new run of the same behavior from the same payload",
-    response=RUN_SCHEMA,
-    status=202,
-    params=RUN_ID,
-)

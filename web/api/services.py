@@ -1,11 +1,16 @@
-"""/api/v1/services: connected services (the client secret is write-only)."""
+"""/api/v1/services: connected services (the client secret is write-only).
+
+The body models state what a valid service looks like; `shared.services` then applies the
+same rules the configuration page uses (and the name check, which needs the database: a
+clash is 409, since no body could know the names already taken).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from flask import jsonify, request
-from sqlalchemy import select
+from pydantic import Field, StringConstraints
+from sqlalchemy import func, select
 
 from shared.linking import delete_service
 from shared.models import Account, Service
@@ -13,87 +18,174 @@ from shared.services import ServiceInvalid, create_service, service_to_dict, upd
 from web.api import api
 
 from ..db import db, runtime
-from .errors import ApiError, get_or_404, json_body, validation_error
-from .openapi import document, schema
+from .contract import Body, Query, QueryBool, Reply, operation
+from .errors import ApiError, get_or_404, validation_error
 
-_FIELDS: dict[str, Any] = {
-    "name": {"type": "string", "maxLength": 100},
-    "provider": {"type": "string", "enum": ["salesforce"]},
-    "client_id": {"type": "string"},
-    "login_url": {"type": "string", "format": "uri", "default": "https://login.salesforce.com"},
-    "api_version": {"type": "string", "pattern": r"^[0-9]{2,3}\.0$", "default": "62.0"},
-    "scopes": {"type": "string", "default": "api refresh_token offline_access"},
-    "session_timeout_minutes": {"type": "integer", "minimum": 15, "maximum": 1440, "default": 120},
-    "use_introspection": {"type": "boolean", "default": False},
-    "api_reserve_percent": {"type": "integer", "minimum": 0, "maximum": 100, "default": 10},
-}
-SERVICE = schema(
-    "Service",
-    {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            **_FIELDS,
-            "created_at": {"type": "string", "format": "date-time"},
-            "updated_at": {"type": "string", "format": "date-time"},
-        },
-    },
-)
-SERVICE_INPUT = schema(
-    "ServiceInput",
-    {
-        "type": "object",
-        "properties": {**_FIELDS, "client_secret": {"type": "string", "writeOnly": True}},
-        "required": ["name", "client_id", "client_secret"],
-    },
-)
-ID_PARAM = [{"name": "service_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+# Text a database column can hold, with something other than spaces in it.
+Name = Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")]
+Secret = Annotated[str, StringConstraints(max_length=255, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")]
+ClientId = Annotated[str, StringConstraints(max_length=255, pattern=r"^[^\s\x00]+$")]
+_PORT = r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?"
+LoginUrl = Annotated[
+    str,
+    StringConstraints(
+        max_length=255,
+        pattern=rf"^(https://[A-Za-z0-9][A-Za-z0-9.-]*{_PORT}"
+        rf"|http://(127\.0\.0\.1|localhost|\[::1\]){_PORT})/?$",
+    ),
+    Field(description="https://login.salesforce.com, https://test.salesforce.com, a My Domain "
+          "host, or plain http on a loopback host (the simulator)"),
+]  # fmt: skip
+ApiVersion = Annotated[str, StringConstraints(pattern=r"^v?[0-9]{2,3}\.0$")]
+Scopes = Annotated[
+    str,
+    StringConstraints(pattern=r"^([a-z_]+ )*(refresh_token|offline_access)( [a-z_]+)*$"),
+    Field(description="space-separated; must include refresh_token or offline_access"),
+]
+Timeout = Annotated[int, Field(ge=15, le=1440)]
+Percent = Annotated[int, Field(ge=0, le=100)]
 
 
-@api.post("/services")
-def create_service_api() -> Any:
-    data = json_body()
+class ServiceCreate(Body):
+    name: Name
+    provider: Literal["salesforce"] = "salesforce"
+    client_id: ClientId
+    client_secret: Annotated[Secret, Field(json_schema_extra={"writeOnly": True})]
+    login_url: LoginUrl = "https://login.salesforce.com"
+    api_version: ApiVersion = "62.0"
+    scopes: Scopes = "api refresh_token offline_access"
+    session_timeout_minutes: Timeout = 120
+    use_introspection: bool = False
+    api_reserve_percent: Percent = 10
+
+
+class ServiceChange(Body):
+    """Only the fields sent change; an empty client_secret keeps the stored one."""
+
+    name: Name | None = None
+    provider: Literal["salesforce"] | None = None
+    client_id: ClientId | None = None
+    client_secret: Annotated[
+        Literal[""] | Secret | None, Field(json_schema_extra={"writeOnly": True})
+    ] = None
+    login_url: LoginUrl | None = None
+    api_version: ApiVersion | None = None
+    scopes: Scopes | None = None
+    session_timeout_minutes: Timeout | None = None
+    use_introspection: bool | None = None
+    api_reserve_percent: Percent | None = None
+
+
+class ServiceOut(Reply):
+    id: int
+    name: str
+    provider: str
+    client_id: str
+    login_url: str
+    api_version: str
+    scopes: str
+    session_timeout_minutes: int
+    use_introspection: bool
+    api_reserve_percent: int
+    created_at: str = Field(json_schema_extra={"format": "date-time"})
+    updated_at: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class ServiceList(Reply):
+    services: list[ServiceOut]
+
+
+class DeleteQuery(Query):
+    confirm: QueryBool = Field(
+        False, description="required (true) when accounts are linked: they are revoked too"
+    )
+
+
+class Revoked(Reply):
+    name: str
+    revoked: bool
+    message: str | None
+
+
+class ServiceDeleted(Reply):
+    deleted: bool
+    accounts: list[Revoked]
+
+
+def _refuse_name_clash(name: str | None, service_id: int | None = None) -> None:
+    if name is None or not name.strip():
+        return
+    clash = db().scalar(select(Service.id).where(func.lower(Service.name) == name.strip().lower()))
+    if clash is not None and clash != service_id:
+        raise ApiError(409, "conflict", f"name: a service named {name.strip()!r} already exists")
+
+
+def _sent(body: Body) -> dict[str, Any]:
+    return body.model_dump(include=body.model_fields_set)
+
+
+@operation(api, "POST", "/services", "Create a connected service",
+           body=ServiceCreate, response=ServiceOut, status=201, errors=(409,))  # fmt: skip
+def create_service_api(*, body: ServiceCreate) -> Any:
+    _refuse_name_clash(body.name)
     session = db()
     try:
-        service = create_service(session, runtime().crypto, data)
+        service = create_service(session, runtime().crypto, body.model_dump())
     except ServiceInvalid as exc:
         session.rollback()
         raise validation_error(exc.problems) from None
     session.commit()
-    return jsonify(service_to_dict(service)), 201
+    return service_to_dict(service)
 
 
-@api.get("/services")
+@operation(api, "GET", "/services", "List connected services", response=ServiceList)
 def list_services() -> Any:
     services = db().scalars(select(Service).order_by(Service.id)).all()
-    return jsonify({"services": [service_to_dict(s) for s in services]})
+    return {"services": [service_to_dict(s) for s in services]}
 
 
-@api.get("/services/<int:service_id>")
+@operation(api, "GET", "/services/<int:service_id>", "Get a service", response=ServiceOut)
 def get_service(service_id: int) -> Any:
-    return jsonify(service_to_dict(get_or_404(Service, service_id, "service")))
+    return service_to_dict(get_or_404(Service, service_id, "service"))
 
 
-@api.patch("/services/<int:service_id>")
-def update_service_api(service_id: int) -> Any:
-    data = json_body()
+@operation(
+    api,
+    "PATCH",
+    "/services/<int:service_id>",
+    "Change a service (a missing or empty client_secret keeps the stored one)",
+    body=ServiceChange,
+    response=ServiceOut,
+    errors=(409,),
+)
+def update_service_api(service_id: int, *, body: ServiceChange) -> Any:
     session = db()
     service = get_or_404(Service, service_id, "service")
+    data = {key: value for key, value in _sent(body).items() if value is not None}
+    _refuse_name_clash(data.get("name"), service_id)
     try:
         update_service(session, runtime().crypto, service, data)
     except ServiceInvalid as exc:
         session.rollback()
         raise validation_error(exc.problems) from None
     session.commit()
-    return jsonify(service_to_dict(service))
+    return service_to_dict(service)
 
 
-@api.delete("/services/<int:service_id>")
-def delete_service_api(service_id: int) -> Any:
+@operation(
+    api,
+    "DELETE",
+    "/services/<int:service_id>",
+    "Delete a service; with linked accounts ?confirm=true is required and they are revoked",
+    query=DeleteQuery,
+    response=ServiceDeleted,
+    errors=(409,),
+)
+def delete_service_api(service_id: int, *, query: DeleteQuery) -> Any:
     session = db()
     get_or_404(Service, service_id, "service")
     names = session.scalars(select(Account.name).where(Account.service_id == service_id)).all()
-    if names and request.args.get("confirm") not in ("true", "1", "yes"):
+    if names and not query.confirm:
         raise ApiError(
             409,
             "service_has_accounts",
@@ -103,40 +195,9 @@ def delete_service_api(service_id: int) -> Any:
         )
     session.rollback()  # release the transaction before talking to Salesforce
     outcomes = delete_service(runtime(), service_id) or []
-    return jsonify(
-        {
-            "deleted": True,
-            "accounts": [
-                {"name": o.name, "revoked": o.revoked, "message": o.message} for o in outcomes
-            ],
-        }
-    )
-
-
-document("/services", "POST", "Create a connected service", request=SERVICE_INPUT,
-         response=SERVICE, status=201)  # fmt: skip
-document(
-    "/services",
-    "GET",
-    "List connected services",
-    response={"type": "object", "properties": {"services": {"type": "array", "items": SERVICE}}},
-)
-document("/services/{service_id}", "GET", "Get a service", response=SERVICE, params=ID_PARAM)
-document(
-    "/services/{service_id}",
-    "PATCH",
-    "Change a service (a missing or empty client_secret keeps the stored one)",
-    request={"type": "object", "properties": {**_FIELDS, "client_secret": {"type": "string"}}},
-    response=SERVICE,
-    params=ID_PARAM,
-)
-document(
-    "/services/{service_id}",
-    "DELETE",
-    "Delete a service; with linked accounts ?confirm=true is required and they are revoked",
-    response={
-        "type": "object",
-        "properties": {"deleted": {"type": "boolean"}, "accounts": {"type": "array"}},
-    },
-    params=[*ID_PARAM, {"name": "confirm", "in": "query", "schema": {"type": "boolean"}}],
-)
+    return {
+        "deleted": True,
+        "accounts": [
+            {"name": o.name, "revoked": o.revoked, "message": o.message} for o in outcomes
+        ],
+    }
