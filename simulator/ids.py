@@ -15,6 +15,7 @@ KEY_PREFIXES = {
     "Lead": "00Q",
     "Case": "500",
     "Opportunity": "006",
+    "Task": "00T",
     "Organization": "00D",
     "User": "005",
 }

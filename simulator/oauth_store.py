@@ -98,6 +98,7 @@ class OAuthStore:
     access_tokens: dict[str, AccessToken]
     refresh_tokens: dict[str, RefreshToken]
     _token_ids: itertools.count[int]
+    records: dict[str, dict[str, dict[str, Any]]]
 
     now: Callable[[], dt.datetime]  # ClockAndCounters.now
 
@@ -114,7 +115,31 @@ class OAuthStore:
                 last_name=last_name,
             )
             self.users[user.user_id] = user
+            self._add_user_record(user)
             return user
+
+    def _add_user_record(self, user: User) -> None:
+        """Mirror a user into the User object, so SOQL (``Owner.Email``) can read it."""
+        stamp = self.now()
+        creator = next(iter(self.users))  # the org's first user, the default one
+        self.records["User"][user.user_id] = {
+            "Id": user.user_id,
+            "IsDeleted": False,
+            "CreatedDate": stamp,
+            "CreatedById": creator,
+            "LastModifiedDate": stamp,
+            "LastModifiedById": creator,
+            "SystemModstamp": stamp,
+            "Username": user.username,
+            "FirstName": user.first_name,
+            "LastName": user.last_name,
+            "Name": user.display_name,
+            "Email": user.email,
+            "Alias": (user.first_name[:1] + user.last_name[:4]).lower(),
+            "IsActive": True,
+            "TimeZoneSidKey": "Europe/London",
+            "Title": None,
+        }
 
     def find_user(self, username: str) -> User | None:
         with self.lock:

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from simulator import schema, soql
 from simulator.errors import SfError
 from simulator.ids import random_chars
 from simulator.records import RecordStore
+from simulator.soql.executor import Executor
 from simulator.values import fmt_dt
 
 
 class QueryEngine(RecordStore):
     locators: dict[str, dict[str, Any]]
+    settings: dict[str, Any]
 
     # ------------------------------------------------------------ queries
 
@@ -27,52 +30,35 @@ class QueryEngine(RecordStore):
         with self.lock:
             try:
                 query = soql.parse(text)
+                executor = Executor(self, self.soql_context(), version)
+                records, total = executor.run(query, include_deleted)
             except soql.SoqlError as exc:
-                raise SfError(400, exc.error_code, exc.message) from None
-            obj = schema.canonical_object(query.sobject)
-            if obj is None:
-                raise SfError(
-                    400,
-                    "INVALID_TYPE",
-                    f"sObject type '{query.sobject}' is not supported. If you are attempting "
-                    "to use a custom object, be sure to append the '__c' after the entity name.",
-                )
-
-            def resolve(name: str) -> tuple[str, str]:
-                resolved = self.field_type(obj, name)
-                if resolved is None:
-                    raise soql.SoqlError(
-                        f"No such column '{name}' on entity '{obj}'. If you are attempting to "
-                        "use a custom field, be sure to append the '__c' after the custom "
-                        "field name.",
-                        "INVALID_FIELD",
-                    )
-                return resolved
-
-            try:
-                names = [resolve(f)[0] for f in query.fields]
-                predicate = soql.compile_where(query.where, resolve)
-                rows = [
-                    r
-                    for r in self.records[obj].values()
-                    if (include_deleted or not r["IsDeleted"]) and predicate(r)
-                ]
-                if query.order_by:
-                    rows = soql.sort_records(rows, query.order_by, resolve)
-            except soql.SoqlError as exc:
-                raise SfError(400, exc.error_code, exc.message) from None
-            if query.offset:
-                rows = rows[query.offset :]
-            if query.limit is not None:
-                rows = rows[: query.limit]
+                raise SfError(400, exc.error_code, exc.salesforce_message(text)) from None
             if query.count_only:
-                return {"totalSize": len(rows), "done": True, "records": []}
-            records = []
-            for row in rows:
-                item = self.to_json(obj, row, names)
-                item["attributes"]["url"] = f"/services/data/v{version}/sobjects/{obj}/{row['Id']}"
-                records.append(item)
+                return {"totalSize": total, "done": True, "records": []}
             return self._page(records, 0, batch_size, version, locator=None)
+
+    def soql_context(self) -> soql.Context:
+        """The org's clock and time zone, for date literals."""
+        zone = ZoneInfo(str(self.settings["org_time_zone"]))
+        return soql.Context(today=self.now().astimezone(zone).date(), zone=zone)
+
+    # ------------------------------------------------------------ soql.executor.Source
+
+    def lookup(self, record_id: str) -> tuple[str, dict[str, Any]] | None:
+        """The live record with this id, whatever its object (found by key prefix)."""
+        for obj in schema.OBJECTS:
+            if record_id.startswith(schema.key_prefix(obj)):
+                record = self.records[obj].get(record_id)
+                if record is not None and not record["IsDeleted"]:
+                    return obj, record
+        return None
+
+    def rows(self, obj: str, include_deleted: bool) -> list[dict[str, Any]]:
+        return [r for r in self.records[obj].values() if include_deleted or not r["IsDeleted"]]
+
+    def custom_field_names(self, obj: str) -> list[str]:
+        return sorted(self.custom_fields[obj])
 
     def _page(
         self,

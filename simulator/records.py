@@ -97,10 +97,10 @@ class RecordStore:
         if ftype in ("reference", "id"):
             if value == "":
                 return None
-            target = schema.REFERENCE_TARGETS.get(fname)
-            prefix = schema.key_prefix(target) if target else None
-            if not is_valid_id(value) or (prefix and not value.startswith(prefix)):
-                label = f"{target} ID" if target else "ID"
+            targets = schema.reference_targets(fname)
+            prefixes = tuple(schema.key_prefix(t) for t in targets)
+            if not is_valid_id(value) or (prefixes and not value.startswith(prefixes)):
+                label = f"{targets[0]} ID" if len(targets) == 1 else "ID"
                 raise SfError(
                     400, "MALFORMED_ID", f"{label}: id value of incorrect type: {value}", [fname]
                 )
@@ -108,8 +108,18 @@ class RecordStore:
         if isinstance(value, (dict, list)):
             raise bad
         if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value)
+            value = "true" if value else "false"
+        text = str(value)
+        limit = schema.field_length(fname, ftype)
+        if limit and len(text) > limit:
+            raise SfError(
+                400,
+                "STRING_TOO_LONG",
+                f"{schema.field_label(fname)}: data value too large: {text[:40]} "
+                f"(max length={limit})",
+                [fname],
+            )
+        return text
 
     def _apply_fields(
         self, obj: str, record: dict[str, Any], body: dict[str, Any], creating: bool
@@ -154,7 +164,7 @@ class RecordStore:
         self._compute(obj, record)
 
     def _compute(self, obj: str, record: dict[str, Any]) -> None:
-        if obj in ("Contact", "Lead"):
+        if obj in ("Contact", "Lead", "User"):
             record["Name"] = " ".join(
                 p for p in (record.get("FirstName"), record.get("LastName")) if p
             )
@@ -164,6 +174,8 @@ class RecordStore:
             stage = record.get("StageName") or ""
             record["IsClosed"] = stage.startswith("Closed")
             record["IsWon"] = stage == "Closed Won"
+        elif obj == "Task":
+            record["IsClosed"] = record.get("Status") == "Completed"
 
     def _blank(self, obj: str, stamp: dt.datetime) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -183,6 +195,8 @@ class RecordStore:
                 "OwnerId": self.default_user.user_id,
             }
         )
+        if schema.OBJECTS[obj].get("no_owner"):
+            record.pop("OwnerId")
         if obj == "Case":
             record["CaseNumber"] = f"{next(self._case_numbers):08d}"
         return record

@@ -17,6 +17,7 @@ import datetime as dt
 import itertools
 import threading
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from simulator import schema
 from simulator.errors import OAuthError, SfError
@@ -62,6 +63,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "api_max": 100000,
     "default_batch_size": 2000,
     "log_limit": 20000,
+    # IANA zone of the simulated org: date literals (TODAY, THIS_MONTH, ...) are read in it.
+    "org_time_zone": "Europe/London",
 }
 
 
@@ -113,6 +116,8 @@ class SimState(OAuthStore, ClockAndCounters, QueryEngine):
                     continue
                 if key not in self.settings:
                     raise KeyError(key)
+                if key == "org_time_zone":
+                    ZoneInfo(str(value))  # an unknown zone raises (a KeyError) here, not later
                 self.settings[key] = value
             return self.get_settings()
 

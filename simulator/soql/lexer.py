@@ -32,6 +32,8 @@ KEYWORDS = {
     "TRUE",
     "FALSE",
     "COUNT",
+    "GROUP",
+    "HAVING",
 }
 
 _DATETIME_RE = re.compile(
@@ -40,8 +42,13 @@ _DATETIME_RE = re.compile(
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?![\dT])")
 _NUMBER_RE = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?![\w.])")
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
-_ESCAPES = {"'": "'", '"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "b": "\b",
-            "f": "\f", "%": "\\%", "_": "\\_"}  # fmt: skip
+# Salesforce's documented escapes (either case for the letters); \% and \_ stay escaped so that
+# LIKE can tell a literal % or _ from a wildcard. Any other backslash sequence is an error.
+_ESCAPES = {"'": "'", '"': '"', "\\": "\\", "n": "\n", "N": "\n", "t": "\t", "T": "\t",
+            "r": "\r", "R": "\r", "b": "\b", "B": "\b", "f": "\f", "F": "\f", "%": "\\%",
+            "_": "\\_"}  # fmt: skip
+
+_EOF_IN_STRING = "line 1:{n} mismatched character '<EOF>' expecting '''"
 
 
 @dataclass
@@ -88,14 +95,18 @@ def tokenize(text: str) -> list[Token]:
             buf = []
             while True:
                 if j >= n:
-                    raise SoqlError(f"unterminated string literal at position {i}")
+                    raise SoqlError(_EOF_IN_STRING.format(n=n), pos=n)
                 c = text[j]
                 if c == "\\":
                     if j + 1 >= n:
-                        raise SoqlError(f"unterminated string literal at position {i}")
+                        raise SoqlError(_EOF_IN_STRING.format(n=n), pos=n)
                     esc = text[j + 1]
                     if esc not in _ESCAPES:
-                        raise SoqlError(f"invalid escape sequence \\{esc} at position {j}")
+                        raise SoqlError(
+                            f"Invalid string literal '{text[i + 1 : j + 2]}'. Illegal character "
+                            f"sequence '\\{esc}' in string literal.",
+                            pos=i,
+                        )
                     buf.append(_ESCAPES[esc])
                     j += 2
                     continue
@@ -116,13 +127,13 @@ def tokenize(text: str) -> list[Token]:
             try:
                 tokens.append(Token("date", dt.date.fromisoformat(m.group()), i))
             except ValueError as exc:
-                raise SoqlError(f"invalid date literal {m.group()}") from exc
+                raise SoqlError(f"invalid date: {m.group()}", pos=i) from exc
             i = m.end()
             continue
         if ch.isdigit() or (ch in "+-." and i + 1 < n and (text[i + 1].isdigit())):
             m = _NUMBER_RE.match(text, i)
             if not m:
-                raise SoqlError(f"unexpected token at position {i}: {text[i : i + 10]!r}")
+                raise SoqlError(f"unexpected token: '{text[i : i + 10]}'", pos=i)
             raw = m.group()
             value: Any = float(raw) if "." in raw else int(raw)
             tokens.append(Token("number", value, i))
@@ -149,6 +160,6 @@ def tokenize(text: str) -> list[Token]:
                 tokens.append(Token("ident", word, i))
             i = m.end()
             continue
-        raise SoqlError(f"unexpected character {ch!r} at position {i}")
+        raise SoqlError(f"line 1:{i} no viable alternative at character '{ch}'", pos=i)
     tokens.append(Token("eof", None, n))
     return tokens

@@ -50,6 +50,8 @@ def test_sobjects_and_describe(rest):
         "Lead": "00Q",
         "Case": "500",
         "Opportunity": "006",
+        "Task": "00T",
+        "User": "005",
     }
     describe = rest("GET", f"{API}/sobjects/Contact/describe").json()
     names = {f["name"]: f for f in describe["fields"]}
