@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -75,11 +76,27 @@ def cli() -> None:
 @click.option("--demo", is_flag=True, help="Also run the Salesforce simulator with demo data.")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--host", default="127.0.0.1", show_default=True)
-def up(demo: bool, port: int, host: str) -> None:
+@click.option(
+    "--simulator-port",
+    type=click.IntRange(1, 65534),
+    help="With --demo: the simulator's login port (instance port + 1). Default: 18443, or "
+    "a free port when 18443 is taken.",
+)
+@click.option("--tls", is_flag=True, help="With --demo: serve the simulator over https.")
+def up(demo: bool, port: int, host: str, simulator_port: int | None, tls: bool) -> None:
     """Migrate, then run web + worker + beat (+ embedded Redis) until Ctrl-C."""
     from .up import run_up
 
-    raise SystemExit(run_up(load_settings(), demo=demo, port=port, host=host))
+    raise SystemExit(
+        run_up(
+            load_settings(),
+            demo=demo,
+            port=port,
+            host=host,
+            simulator_port=simulator_port,
+            tls=tls,
+        )  # fmt: skip
+    )
 
 
 @cli.command()
@@ -229,10 +246,24 @@ def token_create(name: str) -> None:
 @click.option("--instance-port", type=click.IntRange(1, 65535), help="Default: PORT + 1.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--demo", is_flag=True, help="Seed demo records and the demo connected app.")
-def simulator(port: int, instance_port: int | None, host: str, demo: bool) -> None:
+@click.option("--tls", is_flag=True, help="Serve both hosts over https (a generated local CA).")
+@click.option(
+    "--tls-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the CA and certificate are kept. Default: <instance dir>/simulator-tls.",
+)
+def simulator(
+    port: int, instance_port: int | None, host: str, demo: bool, tls: bool, tls_dir: Path | None
+) -> None:
     """Run the Salesforce simulator alone (login host on PORT, instance host on PORT+1)."""
     from simulator.server import seed_demo, serve
     from simulator.state import SimState
+    from simulator.tls import ensure_certificates
+
+    tls_files = None
+    if tls:
+        instance = Path(os.environ.get("FORCEBOT_INSTANCE_DIR", "instance"))
+        tls_files = ensure_certificates(tls_dir or instance / "simulator-tls")
 
     state = SimState()
     if demo:
@@ -243,7 +274,7 @@ def simulator(port: int, instance_port: int | None, host: str, demo: bool) -> No
             "FORCEBOT_DEMO_REDIRECT_URI", "http://127.0.0.1:5000/oauth/callback"
         )
         seed_demo(state, client_id, secret, redirect)
-    serve(host, port, instance_port or port + 1, state=state)
+    serve(host, port, instance_port or port + 1, state=state, tls=tls_files)
 
 
 def _load_behavior_modules(settings: Settings) -> None:

@@ -33,7 +33,15 @@ def ensure_first_admin(runtime: Runtime) -> tuple[str, str | None] | None:
     return email, (None if settings.admin_password else password)
 
 
-def run_up(settings: Settings, *, demo: bool, port: int, host: str) -> int:
+def run_up(
+    settings: Settings,
+    *,
+    demo: bool,
+    port: int,
+    host: str,
+    simulator_port: int | None = None,
+    tls: bool = False,
+) -> int:
     from shared.migrate import upgrade
 
     settings.instance_dir.mkdir(parents=True, exist_ok=True)
@@ -42,12 +50,24 @@ def run_up(settings: Settings, *, demo: bool, port: int, host: str) -> int:
     # This process's own database work (first admin, demo setup); the children build theirs.
     runtime = Runtime(settings)
     try:
-        return _run(settings, runtime, demo=demo, port=port, host=host)
+        return _run(
+            settings, runtime, demo=demo, port=port, host=host,
+            simulator_port=simulator_port, tls=tls,
+        )  # fmt: skip
     finally:
         runtime.close()
 
 
-def _run(settings: Settings, runtime: Runtime, *, demo: bool, port: int, host: str) -> int:
+def _run(
+    settings: Settings,
+    runtime: Runtime,
+    *,
+    demo: bool,
+    port: int,
+    host: str,
+    simulator_port: int | None = None,
+    tls: bool = False,
+) -> int:
     first_admin = ensure_first_admin(runtime)
     env = dict(os.environ)
     env["FORCEBOT_INSTANCE_DIR"] = str(settings.instance_dir)
@@ -73,14 +93,25 @@ def _run(settings: Settings, runtime: Runtime, *, demo: bool, port: int, host: s
             supervisor.on_stop(lambda: marker.unlink(missing_ok=True))
 
         if demo:
-            sim_port = DEMO_SIMULATOR_PORT
+            sim_port = simulator_port or DEMO_SIMULATOR_PORT
+            if simulator_port and not (_port_free(sim_port) and _port_free(sim_port + 1)):
+                raise RuntimeError(f"simulator ports {sim_port} and {sim_port + 1} must be free")
             if not _port_free(sim_port) or not _port_free(sim_port + 1):
                 sim_port = free_port()
                 while not _port_free(sim_port + 1):
                     sim_port = free_port()
             from .demo import link_demo, prepare_demo
 
-            sim_url = f"http://127.0.0.1:{sim_port}"
+            sim_url = f"{'https' if tls else 'http'}://127.0.0.1:{sim_port}"
+            sim_args = ["simulator", "--demo", "--port", str(sim_port)]
+            if tls:
+                from simulator.tls import ensure_certificates
+
+                tls_dir = settings.instance_dir / "simulator-tls"
+                # Every process of this instance trusts the local CA beside the usual roots.
+                bundle = str(ensure_certificates(tls_dir).bundle)
+                env["REQUESTS_CA_BUNDLE"] = os.environ["REQUESTS_CA_BUNDLE"] = bundle
+                sim_args += ["--tls", "--tls-dir", str(tls_dir)]
             client_id, secret = prepare_demo(runtime, sim_url)
             sim_env = {
                 **env,
@@ -89,10 +120,11 @@ def _run(settings: Settings, runtime: Runtime, *, demo: bool, port: int, host: s
                 "FORCEBOT_DEMO_REDIRECT_URI": callback_url,
             }
             supervisor.add(
-                Child("simulator", [*me, "simulator", "--demo", "--port", str(sim_port)], sim_env),
+                Child("simulator", [*me, *sim_args], sim_env),
                 wait_port=("127.0.0.1", sim_port + 1),
             )
             click.echo(f"Salesforce simulator: {sim_url} (a simulated org, in memory)")
+            click.echo(f"Simulator control API: {sim_url}/_sim/")
             for line in link_demo(runtime, callback_url, sim_url):
                 click.echo(line)
 

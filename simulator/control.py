@@ -14,9 +14,10 @@ class SimulatorControlError(RuntimeError):
 class SimulatorControl:
     """``SimulatorControl("http://127.0.0.1:18443")`` — every method is one control route."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 10.0, verify: bool | str = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.verify = verify  # the CA file of a --tls simulator
         self.http = requests.Session()
 
     def _call(self, method: str, path: str, json: Any = None, params: Any = None) -> Any:
@@ -26,6 +27,8 @@ class SimulatorControl:
             json=json,
             params=params,
             timeout=self.timeout,
+            # Per request: a session-level verify loses to REQUESTS_CA_BUNDLE in requests.
+            verify=self.verify,
         )
         if resp.status_code >= 400:
             raise SimulatorControlError(f"{method} /_sim{path}: {resp.status_code} {resp.text}")

@@ -11,6 +11,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from simulator.app import create_instance_app, create_login_app
 from simulator.control import SimulatorControl
 from simulator.state import SimState
+from simulator.tls import TlsFiles
 
 DEFAULT_PORT = 18443
 
@@ -23,8 +24,9 @@ class _QuietHandler(WSGIRequestHandler):
 class SimulatorServer:
     """Start with ``.start()`` (or ``with SimulatorServer() as sim:``); port 0 picks a free port.
 
-    Attributes: ``login_url``, ``instance_url`` (e.g. ``http://127.0.0.1:54321``), ``state``
-    (the shared ``SimState``) and ``control`` (a ``SimulatorControl`` on the login host).
+    Attributes: ``login_url``, ``instance_url`` (e.g. ``http://127.0.0.1:54321``, or https with
+    ``tls``), ``state`` (the shared ``SimState``) and ``control`` (a ``SimulatorControl`` on the
+    login host, trusting ``tls.ca`` when TLS is on).
     """
 
     def __init__(
@@ -34,8 +36,10 @@ class SimulatorServer:
         instance_port: int = 0,
         state: SimState | None = None,
         quiet: bool = True,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.host = host
+        self.tls = tls
         self.quiet = quiet
         self.login_port = login_port
         self.instance_port = instance_port
@@ -50,8 +54,11 @@ class SimulatorServer:
         if self._servers:
             return self
         handler = _QuietHandler if self.quiet else None
+        context = self.tls.server_context() if self.tls else None
         login, instance = (
-            make_server(self.host, port, app, threaded=True, request_handler=handler)
+            make_server(
+                self.host, port, app, threaded=True, request_handler=handler, ssl_context=context
+            )
             for port, app in (
                 (self.login_port, create_login_app(self.state)),
                 (self.instance_port, create_instance_app(self.state)),
@@ -60,8 +67,10 @@ class SimulatorServer:
         self._servers = [login, instance]
         self.login_port = login.server_port
         self.instance_port = instance.server_port
-        self.login_url = f"http://{self.host}:{self.login_port}"
-        self.instance_url = f"http://{self.host}:{self.instance_port}"
+        scheme = "https" if self.tls else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.login_url = f"{scheme}://{host}:{self.login_port}"
+        self.instance_url = f"{scheme}://{host}:{self.instance_port}"
         self.state.login_url = self.login_url
         self.state.instance_url = self.instance_url
         for server, name in ((login, "login"), (instance, "instance")):
@@ -73,7 +82,9 @@ class SimulatorServer:
             )
             thread.start()
             self._threads.append(thread)
-        self.control = SimulatorControl(self.login_url)
+        self.control = SimulatorControl(
+            self.login_url, verify=str(self.tls.ca) if self.tls else True
+        )
         return self
 
     def stop(self) -> None:
@@ -140,6 +151,7 @@ def serve(
     port: int = DEFAULT_PORT,
     instance_port: int | None = None,
     state: SimState | None = None,
+    tls: TlsFiles | None = None,
 ) -> None:
     """Run the simulator in the foreground until Ctrl-C (instance port defaults to port+1)."""
     server = SimulatorServer(
@@ -148,10 +160,14 @@ def serve(
         instance_port=instance_port if instance_port is not None else port + 1,
         state=state,
         quiet=False,
+        tls=tls,
     )
     server.start()
     print(f"Salesforce simulator login host:    {server.login_url}", flush=True)
     print(f"Salesforce simulator instance host: {server.instance_url}", flush=True)
+    if tls is not None:
+        print(f"TLS: certificates signed by the local CA {tls.ca}", flush=True)
+        print(f"     trust it with REQUESTS_CA_BUNDLE={tls.bundle}", flush=True)
     print(f"Control API: {server.login_url}/_sim/  (Ctrl-C to stop)", flush=True)
     try:
         while True:

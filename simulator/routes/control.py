@@ -50,8 +50,36 @@ def _sf_error(exc: SfError) -> Response:
     return _ok({"error": exc.message, "errorCode": exc.error_code}, exc.status)
 
 
+@control_bp.get("/")
+def index() -> Response:
+    """Every control endpoint with its methods and one line on what it does."""
+    endpoints = []
+    for rule in current_app.url_map.iter_rules():
+        if not rule.endpoint.startswith(f"{control_bp.name}.") or rule.rule == "/_sim/":
+            continue
+        view = current_app.view_functions[rule.endpoint]
+        doc = (view.__doc__ or "").strip().splitlines()
+        endpoints.append(
+            {
+                "path": rule.rule,
+                "methods": sorted(m for m in rule.methods or () if m not in ("HEAD", "OPTIONS")),
+                "description": doc[0] if doc else "",
+            }
+        )
+    state = _state()
+    return _ok(
+        {
+            "simulator": "Forcebot Salesforce simulator",
+            "login_url": state.login_url,
+            "instance_url": state.instance_url,
+            "endpoints": sorted(endpoints, key=lambda e: (e["path"], e["methods"])),
+        }
+    )
+
+
 @control_bp.get("/info")
 def info() -> Response:
+    """The org: login and instance URLs, org id and name, default user, simulated now."""
     state = _state()
     user = state.default_user
     return _ok(
@@ -70,6 +98,7 @@ def info() -> Response:
 
 @control_bp.post("/reset")
 def reset() -> Response:
+    """Forget everything: apps, users, tokens, records, faults, log, counters, settings."""
     _state().reset()
     return _ok({"reset": True})
 
@@ -80,6 +109,7 @@ def _app_json(app: Any) -> dict[str, Any]:
 
 @control_bp.get("/apps")
 def list_apps() -> Response:
+    """The registered connected apps."""
     state = _state()
     with state.lock:
         return _ok([_app_json(a) for a in state.apps.values()])
@@ -87,6 +117,8 @@ def list_apps() -> Response:
 
 @control_bp.post("/apps")
 def register_app() -> Response:
+    """Register a connected app {client_id, client_secret, redirect_uris, name, auto_approve,
+    scopes}."""
     data = _payload()
     client_id = data.pop("client_id", None)
     if not client_id:
@@ -101,6 +133,7 @@ def register_app() -> Response:
 
 @control_bp.route("/apps/<client_id>", methods=["PATCH", "PUT"])
 def update_app(client_id: str) -> Response:
+    """Change a connected app (redirect_uris, auto_approve, scopes, client_secret, ...)."""
     state = _state()
     if client_id not in state.apps:
         return _fail("unknown client_id", 404)
@@ -112,6 +145,7 @@ def update_app(client_id: str) -> Response:
 
 @control_bp.post("/users")
 def add_user() -> Response:
+    """Add a user {username, first_name, last_name}."""
     data = _payload()
     username = data.get("username")
     if not username:
@@ -122,39 +156,46 @@ def add_user() -> Response:
 
 @control_bp.post("/sessions/expire")
 def expire_sessions() -> Response:
+    """End every access token now (the next call gets 401 INVALID_SESSION_ID)."""
     return _ok({"expired": _state().expire_sessions()})
 
 
 @control_bp.post("/refresh_tokens/revoke")
 def revoke_refresh_tokens() -> Response:
+    """Revoke every refresh token, or one user's {username}."""
     data = _payload()
     return _ok({"revoked": _state().revoke_refresh_tokens(data.get("username"))})
 
 
 @control_bp.get("/settings")
 def get_settings() -> Response:
+    """The settings (rotation, session timeout, API max and usage, batch size, zone)."""
     return _ok(_state().get_settings())
 
 
 @control_bp.route("/settings", methods=["POST", "PATCH"])
 def update_settings() -> Response:
+    """Change settings, e.g. {"org_time_zone": "Europe/Paris"}."""
     return _ok(_state().update_settings(**_payload()))
 
 
 @control_bp.post("/rotation")
 def rotation() -> Response:
+    """Turn refresh token rotation on or off {enabled}."""
     enabled = bool(_payload().get("enabled", True))
     return _ok(_state().update_settings(rotate_refresh_tokens=enabled))
 
 
 @control_bp.post("/session_timeout")
 def session_timeout() -> Response:
+    """Set the session timeout {seconds}."""
     seconds = int(_payload()["seconds"])
     return _ok(_state().update_settings(session_timeout_seconds=seconds))
 
 
 @control_bp.post("/limits")
 def limits() -> Response:
+    """Set the daily API allocation and usage {max, usage}."""
     data = _payload()
     changes: dict[str, Any] = {}
     if "max" in data:
@@ -167,17 +208,21 @@ def limits() -> Response:
 
 @control_bp.post("/clock")
 def clock() -> Response:
+    """Move the simulated clock forward {advance_seconds}."""
     seconds = float(_payload().get("advance_seconds", 0))
     return _ok({"now": fmt_dt(_state().advance_clock(seconds))})
 
 
 @control_bp.get("/faults")
 def list_faults() -> Response:
+    """The injected faults still pending."""
     return _ok(_state().list_faults())
 
 
 @control_bp.post("/faults")
 def add_fault() -> Response:
+    """Inject a fault {prefix, count, status, error_code, message, delay_seconds, retry_after,
+    html, host}."""
     data = _payload()
     prefix = data.pop("prefix", None)
     if not prefix:
@@ -192,23 +237,27 @@ def add_fault() -> Response:
 
 @control_bp.delete("/faults")
 def clear_faults() -> Response:
+    """Drop every pending fault."""
     _state().clear_faults()
     return _ok({"cleared": True})
 
 
 @control_bp.get("/records/<obj>")
 def list_records(obj: str) -> Response:
+    """Every record of an object (?include_deleted=0 for live ones only)."""
     include_deleted = request.args.get("include_deleted", "1") not in ("0", "false")
     return _ok({"records": _state().all_records(obj, include_deleted)})
 
 
 @control_bp.post("/records/<obj>")
 def create_record(obj: str) -> Response:
+    """Create one record from a JSON object of fields."""
     return _ok({"id": _state().create_record(obj, _payload())}, 201)
 
 
 @control_bp.post("/records/<obj>/seed")
 def seed(obj: str) -> Response:
+    """Create {count} records, {per_timestamp} per SystemModstamp, from {start}, with {fields}."""
     data = _payload()
     start = soql.parse_datetime(data["start"]) if data.get("start") else None
     ids = _state().seed(
@@ -223,6 +272,7 @@ def seed(obj: str) -> Response:
 
 @control_bp.post("/records/<obj>/modify")
 def modify(obj: str) -> Response:
+    """Update {ids} with {fields}, optionally at {system_modstamp}."""
     data = _payload()
     state = _state()
     stamp = soql.parse_datetime(data["system_modstamp"]) if data.get("system_modstamp") else None
@@ -234,6 +284,7 @@ def modify(obj: str) -> Response:
 
 @control_bp.post("/records/<obj>/delete")
 def delete(obj: str) -> Response:
+    """Delete {ids}, optionally at {system_modstamp}."""
     data = _payload()
     state = _state()
     stamp = soql.parse_datetime(data["system_modstamp"]) if data.get("system_modstamp") else None
@@ -245,22 +296,26 @@ def delete(obj: str) -> Response:
 
 @control_bp.get("/log")
 def get_log() -> Response:
+    """The request log (?limit=N), secrets redacted."""
     limit = request.args.get("limit", type=int)
     return _ok(_state().get_log(limit))
 
 
 @control_bp.delete("/log")
 def clear_log() -> Response:
+    """Empty the request log."""
     _state().clear_log()
     return _ok({"cleared": True})
 
 
 @control_bp.get("/counters")
 def counters() -> Response:
+    """Grants, rejections, API calls and peak concurrency since the last reset."""
     return _ok(_state().get_counters())
 
 
 @control_bp.post("/counters/reset")
 def reset_counters() -> Response:
+    """Zero the counters."""
     _state().reset_counters()
     return _ok(_state().get_counters())
