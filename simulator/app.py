@@ -14,6 +14,7 @@ from simulator.routes.identity import identity_bp
 from simulator.routes.oauth import oauth_bp
 from simulator.routes.plumbing import install_plumbing, json_response
 from simulator.routes.query import query_bp
+from simulator.routes.search import search_bp
 from simulator.routes.sobjects import sobjects_bp
 from simulator.state import SimState
 
@@ -52,6 +53,6 @@ def create_instance_app(state: SimState) -> Flask:
     """The instance host: REST API plus the OAuth endpoints (as a My Domain serves them)."""
     app = Flask("simulator.instance")
     install_plumbing(app, state, "instance")
-    for blueprint in (oauth_bp, identity_bp, sobjects_bp, query_bp, composite_bp):
+    for blueprint in (oauth_bp, identity_bp, sobjects_bp, query_bp, composite_bp, search_bp):
         app.register_blueprint(blueprint)
     return app

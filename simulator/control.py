@@ -137,7 +137,12 @@ class SimulatorControl:
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
 
-    # ---- records
+    # ---- schema and records
+    def define_field(self, sobject: str, name: str, type: str = "string", **spec: Any) -> Any:
+        """Define a custom field (``external_id=True``, ``length=``, ``picklist_values=``...)."""
+        body = {"name": name, "type": type, **spec}
+        return self._call("POST", f"/objects/{sobject}/fields", json=body)
+
     def seed(
         self,
         sobject: str,

@@ -17,6 +17,8 @@ from simulator.records import RecordStore
 from simulator.soql.executor import Executor
 from simulator.values import fmt_dt
 
+REPLICATION_DAYS = 30
+
 
 class QueryEngine(RecordStore):
     locators: dict[str, dict[str, Any]]
@@ -91,29 +93,47 @@ class QueryEngine(RecordStore):
                 raise SfError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
             return self._page(entry["records"], offset, entry["batch_size"], version, locator)
 
+    def _window(self, start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """Salesforce's bounds for /updated and /deleted: seconds are dropped from both ends,
+        the start may be at most 30 days back, and the window covers ``[start, latest)`` where
+        ``latest`` (``latestDateCovered``) is the end or, if that is later, the current minute.
+        """
+        start = start.replace(second=0, microsecond=0)
+        end = end.replace(second=0, microsecond=0)
+        now = self.now()
+        if start < now - dt.timedelta(days=REPLICATION_DAYS):
+            raise SfError(
+                400,
+                "INVALID_REPLICATION_DATE",
+                f"startDate cannot be more than {REPLICATION_DAYS} days ago",
+            )
+        return start, min(end, now.replace(second=0, microsecond=0))
+
     def updated_ids(self, obj: str, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
         with self.lock:
             obj = self.resolve_object(obj)
+            start, latest = self._window(start, end)
             ids = [
                 r["Id"]
                 for r in self.records[obj].values()
-                if not r["IsDeleted"] and start <= r["SystemModstamp"] <= end
+                if not r["IsDeleted"] and start <= r["SystemModstamp"] < latest
             ]
-            return {"ids": ids, "latestDateCovered": fmt_dt(min(end, self.now()))}
+            return {"ids": ids, "latestDateCovered": fmt_dt(latest)}
 
     def deleted_ids(self, obj: str, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
         with self.lock:
             obj = self.resolve_object(obj)
+            start, latest = self._window(start, end)
             deleted = [
                 {"id": r["Id"], "deletedDate": fmt_dt(r["_deleted_at"])}
                 for r in self.records[obj].values()
-                if r["IsDeleted"] and start <= r["_deleted_at"] <= end
+                if r["IsDeleted"] and start <= r["_deleted_at"] < latest
             ]
             earliest = min(
                 (r["CreatedDate"] for r in self.records[obj].values()), default=self.now()
             )
             return {
                 "deletedRecords": deleted,
-                "earliestDateAvailable": fmt_dt(earliest),
-                "latestDateCovered": fmt_dt(min(end, self.now())),
+                "earliestDateAvailable": fmt_dt(earliest.replace(second=0, microsecond=0)),
+                "latestDateCovered": fmt_dt(latest),
             }

@@ -7,6 +7,7 @@ values in Python types) and ``custom_fields`` (custom field names seen per objec
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import itertools
 import threading
@@ -28,6 +29,7 @@ class RecordStore:
     default_user: User
     records: dict[str, dict[str, dict[str, Any]]]
     custom_fields: dict[str, set[str]]
+    custom_field_defs: dict[str, dict[str, dict[str, Any]]]
     _case_numbers: itertools.count[int]
 
     now: Callable[[], dt.datetime]  # ClockAndCounters.now
@@ -45,12 +47,103 @@ class RecordStore:
         for fname, ftype in fields.items():
             if fname.lower() == name.lower():
                 return fname, ftype
+        for fname, spec in self.custom_field_defs[obj].items():
+            if fname.lower() == name.lower():
+                return fname, spec["type"]
         if name.lower().endswith("__c"):
             for fname in self.custom_fields[obj]:
                 if fname.lower() == name.lower():
                     return fname, "anyType"
             return name, "anyType"
         return None
+
+    def define_custom_field(self, obj: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """Define (or redefine) a custom field: ``{name: "X__c", type, label?, length?,
+        external_id?, unique?, required?, picklist_values?}``. Values already stored stay."""
+        with self.lock:
+            obj = self.resolve_object(obj)
+            name = str(spec.get("name", ""))
+            problems = []
+            if not name.endswith("__c") or not name[:-3].replace("_", "").isalnum():
+                problems.append("name must be an API name ending in __c")
+            ftype = spec.get("type", "string")
+            if ftype not in schema.CUSTOM_FIELD_TYPES:
+                problems.append(f"type must be one of {sorted(schema.CUSTOM_FIELD_TYPES)}")
+            length = spec.get("length", 255 if ftype == "string" else None)
+            if ftype == "string" and not (isinstance(length, int) and 1 <= length <= 255):
+                problems.append("length must be an integer from 1 to 255 for a string field")
+            unknown = set(spec) - {"name", "type", "label", "length", "external_id", "unique",
+                                   "required", "picklist_values"}  # fmt: skip
+            if unknown:
+                problems.append(f"unknown keys: {sorted(unknown)}")
+            if problems:
+                raise ValueError("; ".join(problems))
+            definition = {
+                "name": name,
+                "type": ftype,
+                "label": spec.get("label") or schema.field_label(name),
+                "length": length if ftype == "string" else schema.field_length(name, ftype),
+                "external_id": bool(spec.get("external_id", False)),
+                "unique": bool(spec.get("unique", False)),
+                "required": bool(spec.get("required", False)),
+                "picklist_values": list(spec.get("picklist_values") or []),
+            }
+            self.custom_field_defs[obj][name] = definition
+            self.custom_fields[obj].add(name)
+            return definition
+
+    def field_length(self, obj: str, fname: str, ftype: str) -> int:
+        spec = self.custom_field_defs[obj].get(fname)
+        if spec is not None:
+            return int(spec["length"] or 0)
+        return schema.field_length(fname, ftype)
+
+    def find_by_external_id(self, obj: str, field: str, value: str) -> list[dict[str, Any]]:
+        """The live records whose external id ``field`` equals ``value`` (404 for a field
+        that cannot be an external id)."""
+        with self.lock:
+            obj = self.resolve_object(obj)
+            resolved = self.field_type(obj, field)
+            if resolved is None or (resolved[0] != "Id" and not resolved[0].endswith("__c")):
+                raise SfError(
+                    404,
+                    "NOT_FOUND",
+                    f"Provided external ID field does not exist or is not accessible: {field}",
+                )
+            fname = resolved[0]
+            return [
+                r
+                for r in self.records[obj].values()
+                if not r["IsDeleted"] and r.get(fname) is not None and str(r[fname]) == value
+            ]
+
+    def find_any(self, record_id: str) -> tuple[str, dict[str, Any]]:
+        """(object, live record) for an id of any object, found by its key prefix."""
+        with self.lock:
+            for obj in schema.OBJECTS:
+                if isinstance(record_id, str) and record_id.startswith(schema.key_prefix(obj)):
+                    return obj, self._find(obj, record_id)
+            raise SfError(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def snapshot(self) -> Any:
+        """A copy of every record, for all-or-none operations to roll back to."""
+        with self.lock:
+            return copy.deepcopy(self.records), copy.deepcopy(self.custom_fields)
+
+    def restore(self, snap: Any) -> None:
+        with self.lock:
+            self.records, self.custom_fields = snap
+
+    def check_writable_object(self, obj: str) -> str:
+        """The canonical object name, or 400 for objects the REST API may only read."""
+        obj = self.resolve_object(obj)
+        if schema.OBJECTS[obj].get("read_only"):
+            raise SfError(
+                400,
+                "INVALID_TYPE_FOR_OPERATION",
+                f"entity type {obj} does not support this operation in the simulator",
+            )
+        return obj
 
     def _convert(self, obj: str, fname: str, ftype: str, value: Any) -> Any:
         if value is None:
@@ -110,7 +203,7 @@ class RecordStore:
         if isinstance(value, bool):
             value = "true" if value else "false"
         text = str(value)
-        limit = schema.field_length(fname, ftype)
+        limit = self.field_length(obj, fname, ftype)
         if limit and len(text) > limit:
             raise SfError(
                 400,
@@ -152,7 +245,26 @@ class RecordStore:
                 self.custom_fields[obj].add(fname)
             changes[fname] = self._convert(obj, fname, ftype, value)
         merged = {**record, **changes}
-        missing = [f for f in schema.OBJECTS[obj]["required"] if merged.get(f) in (None, "")]
+        required = schema.OBJECTS[obj]["required"] + [
+            name for name, spec in self.custom_field_defs[obj].items() if spec["required"]
+        ]
+        missing = [f for f in required if merged.get(f) in (None, "")]
+        for name, spec in self.custom_field_defs[obj].items():
+            value = changes.get(name)
+            if (
+                spec["unique"]
+                and value is not None
+                and any(
+                    r.get(name) == value and r["Id"] != record["Id"] and not r["IsDeleted"]
+                    for r in self.records[obj].values()
+                )
+            ):
+                raise SfError(
+                    400,
+                    "DUPLICATE_VALUE",
+                    f"duplicate value found: {name} duplicates value on another record",
+                    [name],
+                )
         if missing:
             raise SfError(
                 400,

@@ -236,6 +236,11 @@ PICKLISTS: dict[tuple[str, str], list[str]] = {
     ("Task", "Priority"): ["High", "Normal", "Low"],
     ("User", "TimeZoneSidKey"): ["Europe/London", "America/Los_Angeles", "Europe/Paris"],
 }
+CUSTOM_FIELD_TYPES = {
+    "string", "textarea", "email", "phone", "url", "picklist", "boolean", "double", "int",
+    "currency", "percent", "date", "datetime",
+}  # fmt: skip
+
 PICKLIST_DEFAULTS = {(obj, f): v for obj, spec in OBJECTS.items() for f, v in
                      spec.get("defaults", {}).items() if (obj, f) in PICKLISTS}  # fmt: skip
 

@@ -97,6 +97,9 @@ class SimState(OAuthStore, ClockAndCounters, QueryEngine):
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.records: dict[str, dict[str, dict[str, Any]]] = {o: {} for o in schema.OBJECTS}
         self.custom_fields: dict[str, set[str]] = {o: set() for o in schema.OBJECTS}
+        self.custom_field_defs: dict[str, dict[str, dict[str, Any]]] = {
+            o: {} for o in schema.OBJECTS
+        }
         self.locators: dict[str, dict[str, Any]] = {}
         self.faults: list[Fault] = []
         self._fault_ids = itertools.count(1)

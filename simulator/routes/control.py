@@ -242,6 +242,21 @@ def clear_faults() -> Response:
     return _ok({"cleared": True})
 
 
+@control_bp.post("/objects/<obj>/fields")
+def define_field(obj: str) -> Response:
+    """Define a custom field {name: "X__c", type, label, length, external_id, unique, required,
+    picklist_values}; describe, SOQL and writes then know it."""
+    return _ok(_state().define_custom_field(obj, _payload()), 201)
+
+
+@control_bp.get("/objects/<obj>/fields")
+def list_fields(obj: str) -> Response:
+    """The custom fields defined on an object."""
+    state = _state()
+    with state.lock:
+        return _ok(list(state.custom_field_defs[state.resolve_object(obj)].values()))
+
+
 @control_bp.get("/records/<obj>")
 def list_records(obj: str) -> Response:
     """Every record of an object (?include_deleted=0 for live ones only)."""

@@ -47,22 +47,26 @@ def resources(version: str) -> Response:
     return json_response(
         {
             name: f"{base}/{name}"
-            for name in ("sobjects", "query", "queryAll", "limits", "composite")
+            for name in ("sobjects", "query", "queryAll", "limits", "composite", "search")
         }
     )
 
 
 def _object_info(obj: str, version: str) -> dict[str, Any]:
     base = f"/services/data/v{version}/sobjects/{obj}"
+    writable = not schema.OBJECTS[obj].get("read_only")
     return {
         "name": obj,
         "label": schema.OBJECTS[obj]["label"],
-        "labelPlural": schema.OBJECTS[obj]["label"] + "s",
+        "labelPlural": schema.OBJECTS[obj]["plural"],
         "keyPrefix": schema.key_prefix(obj),
-        "createable": True,
-        "updateable": True,
-        "deletable": True,
+        "createable": writable,
+        "updateable": writable,
+        "deletable": writable,
         "queryable": True,
+        "searchable": True,
+        "retrieveable": True,
+        "replicateable": True,
         "custom": False,
         "urls": {
             "sobject": base,
@@ -84,36 +88,91 @@ def sobjects(version: str) -> Response:
     )
 
 
+_SOAP_TYPES = {
+    "id": "tns:ID", "reference": "tns:ID", "boolean": "xsd:boolean", "datetime": "xsd:dateTime",
+    "date": "xsd:date", "double": "xsd:double", "currency": "xsd:double", "percent": "xsd:double",
+    "int": "xsd:int", "anyType": "xsd:anyType",
+}  # fmt: skip
+
+
+def _field_describe(obj: str, name: str, ftype: str, custom: dict[str, Any] | None) -> Any:
+    required = set(schema.OBJECTS[obj]["required"]) | ({name} if custom and custom["required"]
+                                                        else set())  # fmt: skip
+    writable = (schema.writable(obj, name) or name.endswith("__c")) and not schema.OBJECTS[obj].get(
+        "read_only"
+    )
+    defaults = schema.OBJECTS[obj].get("defaults", {})
+    if custom is not None:
+        picklist = custom["picklist_values"]
+        length = custom["length"] or 0
+    else:
+        picklist = schema.PICKLISTS.get((obj, name), [])
+        length = schema.field_length(name, ftype)
+    numeric = ftype in ("double", "currency", "percent", "int")
+    reference_to = schema.reference_targets(name) if ftype == "reference" else []
+    return {
+        "name": name,
+        "label": custom["label"] if custom else schema.field_label(name),
+        "type": ftype,
+        "soapType": _SOAP_TYPES.get(ftype, "xsd:string"),
+        "length": length,
+        "byteLength": length * 3,
+        "precision": 18 if numeric and ftype != "int" else 0,
+        "scale": 2 if ftype in ("currency", "double", "percent") else 0,
+        "digits": 9 if ftype == "int" else 0,
+        "nillable": name not in required and ftype != "boolean" and name != "Id",
+        "createable": writable,
+        "updateable": writable,
+        "defaultedOnCreate": name in defaults
+        or ftype == "boolean"
+        or name in schema.READ_ONLY
+        or name == "OwnerId",
+        "calculated": name in schema.OBJECTS[obj].get("computed", set()),
+        "unique": bool(custom and custom["unique"]),
+        "externalId": bool(custom and custom["external_id"]),
+        "idLookup": name == "Id" or bool(custom and custom["external_id"]),
+        "custom": name.endswith("__c"),
+        "filterable": ftype != "textarea",
+        "sortable": ftype != "textarea",
+        "groupable": ftype not in ("textarea", "double", "currency", "percent", "datetime"),
+        "referenceTo": reference_to,
+        "relationshipName": schema.relationship_name(name) if reference_to else None,
+        "polymorphicForeignKey": len(reference_to) > 1,
+        "picklistValues": [
+            {
+                "active": True,
+                "defaultValue": defaults.get(name) == value,
+                "label": value,
+                "validFor": None,
+                "value": value,
+            }
+            for value in picklist
+        ],  # fmt: skip
+        "restrictedPicklist": False,
+        "defaultValue": defaults.get(name) if ftype != "boolean" else bool(defaults.get(name)),
+    }
+
+
 @sobjects_bp.get("/services/data/v<version>/sobjects/<obj>/describe")
 @sobjects_bp.get("/services/data/v<version>/sobjects/<obj>/describe/")
 def describe(version: str, obj: str) -> Response:
     state = sim_state()
     obj = state.resolve_object(obj)
-    required = set(schema.OBJECTS[obj]["required"])
     fields = []
     with state.lock:
         all_fields = dict(schema.all_fields(obj))
+        defs = dict(state.custom_field_defs[obj])
         for custom in sorted(state.custom_fields[obj]):
-            all_fields[custom] = "string"
+            all_fields[custom] = defs[custom]["type"] if custom in defs else "string"
     for name, ftype in all_fields.items():
-        writable = schema.writable(obj, name) or name.endswith("__c")
-        fields.append(
-            {
-                "name": name,
-                "label": name,
-                "type": ftype,
-                "nillable": name not in required and ftype != "boolean" and name != "Id",
-                "createable": writable,
-                "updateable": writable,
-                "externalId": name.endswith("__c"),
-                "idLookup": name == "Id" or name.endswith("__c"),
-                "custom": name.endswith("__c"),
-                "referenceTo": (
-                    [schema.REFERENCE_TARGETS[name]] if name in schema.REFERENCE_TARGETS else []
-                ),
-            }
-        )
-    return json_response({**_object_info(obj, version), "fields": fields})
+        fields.append(_field_describe(obj, name, ftype, defs.get(name)))
+    children = [
+        {"childSObject": child, "field": field, "relationshipName": rel, "cascadeDelete": False}
+        for rel, (child, field) in schema.CHILD_RELATIONSHIPS.get(obj, {}).items()
+    ]
+    return json_response(
+        {**_object_info(obj, version), "fields": fields, "childRelationships": children}
+    )
 
 
 @sobjects_bp.get("/services/data/v<version>/sobjects/<obj>")
@@ -127,9 +186,12 @@ def sobject_info(version: str, obj: str) -> Response:
 @sobjects_bp.post("/services/data/v<version>/sobjects/<obj>/")
 def create(version: str, obj: str) -> Response:
     state = sim_state()
-    state.resolve_object(obj)
+    obj = state.check_writable_object(obj)
     record_id = state.create_record(obj, body_object())
-    return json_response({"id": record_id, "success": True, "errors": []}, 201)
+    location = f"/services/data/v{version}/sobjects/{obj}/{record_id}"
+    return json_response(
+        {"id": record_id, "success": True, "errors": []}, 201, {"Location": location}
+    )
 
 
 def _range_args() -> tuple[Any, Any]:
@@ -177,14 +239,15 @@ def get_record(version: str, obj: str, record_id: str) -> Response:
 @sobjects_bp.route("/services/data/v<version>/sobjects/<obj>/<record_id>", methods=["PATCH"])
 def update_record(version: str, obj: str, record_id: str) -> Response:
     state = sim_state()
-    state.resolve_object(obj)
+    obj = state.check_writable_object(obj)
     state.update_record(obj, record_id, body_object())
     return Response(status=204)
 
 
 @sobjects_bp.route("/services/data/v<version>/sobjects/<obj>/<record_id>", methods=["DELETE"])
 def delete_record(version: str, obj: str, record_id: str) -> Response:
-    sim_state().delete_record(obj, record_id)
+    state = sim_state()
+    state.delete_record(state.check_writable_object(obj), record_id)
     return Response(status=204)
 
 
@@ -193,10 +256,50 @@ def delete_record(version: str, obj: str, record_id: str) -> Response:
 )
 def upsert(version: str, obj: str, field: str, value: str) -> Response:
     state = sim_state()
-    state.resolve_object(obj)
+    obj = state.check_writable_object(obj)
     body = body_object()
     record_id, created = state.upsert_record(obj, field, value, body)
     return json_response(
         {"id": record_id, "success": True, "errors": [], "created": created},
         201 if created else 200,
     )
+
+
+def _one_by_external_id(version: str, obj: str, field: str, value: str) -> dict[str, Any]:
+    """The single record with this external id; 404, or 300 with the candidates' URLs."""
+    state = sim_state()
+    matches = state.find_by_external_id(obj, field, value)
+    obj = state.resolve_object(obj)
+    if not matches:
+        raise SfError(404, "NOT_FOUND", "The requested resource does not exist")
+    if len(matches) > 1:
+        urls = [f"/services/data/v{version}/sobjects/{obj}/{r['Id']}" for r in matches]
+        raise MultipleChoices(urls)
+    return matches[0]
+
+
+class MultipleChoices(SfError):
+    """300 with a JSON array of the matching records' URLs, as Salesforce answers."""
+
+    def __init__(self, urls: list[str]) -> None:
+        super().__init__(300, "MULTIPLE_CHOICES", "More than one record matches")
+        self.urls = urls
+
+    def body(self) -> list[Any]:
+        return list(self.urls)
+
+
+@sobjects_bp.route("/services/data/v<version>/sobjects/<obj>/<field>/<path:value>", methods=["GET"])
+def get_by_external_id(version: str, obj: str, field: str, value: str) -> Response:
+    record = _one_by_external_id(version, obj, field, value)
+    return get_record(version, obj, record["Id"])
+
+
+@sobjects_bp.route(
+    "/services/data/v<version>/sobjects/<obj>/<field>/<path:value>", methods=["DELETE"]
+)
+def delete_by_external_id(version: str, obj: str, field: str, value: str) -> Response:
+    state = sim_state()
+    record = _one_by_external_id(version, obj, field, value)
+    state.delete_record(state.check_writable_object(obj), record["Id"])
+    return Response(status=204)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from simhelpers import API
 
+from simulator import soql
 from simulator.ids import checksum, is_valid_id, to18
 
 DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+0000$")
@@ -212,16 +214,28 @@ def test_composite_sobjects(rest):
 
 
 def test_updated_and_deleted(rest, control):
-    ids = control.seed("Account", 4, start="2026-01-01T00:00:00Z")
+    now = soql.parse_datetime(control.info()["now"]).replace(second=0, microsecond=0)
+
+    def at(days: float) -> str:
+        return (now + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+    ids = control.seed("Account", 4, start=at(-20))
     control.modify_records("Account", ids[:1], {"Description": "changed"},
-                           system_modstamp="2026-02-01T00:00:00.000+0000")  # fmt: skip
-    control.delete_records("Account", ids[1:2], system_modstamp="2026-02-02T00:00:00.000+0000")
-    params = {"start": "2026-01-15T00:00:00+00:00", "end": "2026-03-01T00:00:00+00:00"}
+                           system_modstamp=at(-5))  # fmt: skip
+    control.delete_records("Account", ids[1:2], system_modstamp=at(-4))
+    params = {"start": at(-10), "end": at(1)}
     updated = rest("GET", f"{API}/sobjects/Account/updated/", params=params).json()
     assert updated["ids"] == ids[:1]
-    assert DATETIME_RE.match(updated["latestDateCovered"])
+    assert updated["latestDateCovered"] == at(0)  # the current minute, not the future end
     deleted = rest("GET", f"{API}/sobjects/Account/deleted/", params=params).json()
-    assert deleted["deletedRecords"] == [
-        {"id": ids[1], "deletedDate": "2026-02-02T00:00:00.000+0000"}
-    ]
+    assert deleted["deletedRecords"] == [{"id": ids[1], "deletedDate": at(-4)}]
+    too_old = rest("GET", f"{API}/sobjects/Account/updated/",
+                   params={"start": at(-31), "end": at(0)})  # fmt: skip
+    assert too_old.status_code == 400
+    assert too_old.json()[0]["errorCode"] == "INVALID_REPLICATION_DATE"
+    # seconds are dropped: a change at hh:mm:30 is inside a window that starts at hh:mm:59
+    control.modify_records("Account", ids[2:3], {"Description": "x"},
+                           system_modstamp=at(-3).replace(":00.000", ":30.000"))  # fmt: skip
+    window = {"start": at(-3).replace(":00.000", ":59.000"), "end": at(-2)}
+    assert rest("GET", f"{API}/sobjects/Account/updated/", params=window).json()["ids"] == [ids[2]]
     assert rest("GET", f"{API}/sobjects/Account/updated/").status_code == 400
