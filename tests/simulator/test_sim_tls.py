@@ -160,3 +160,18 @@ def test_up_demo_tls_links_over_https_and_prints_a_control_url_that_answers(tmp_
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
+
+
+def test_readme_app_registration_example_works(sim):
+    """The README's curl example, sent as written, registers an app that can start a flow."""
+    readme = (ROOT / "README.md").read_text()
+    body = readme.split("curl -s -X POST http://127.0.0.1:18443/_sim/apps", 1)[1]
+    payload = body.split("-d '", 1)[1].split("'", 1)[0]
+    resp = requests.post(f"{sim.login_url}/_sim/apps", data=payload,
+                         headers={"Content-Type": "application/json"}, timeout=10)  # fmt: skip
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["redirect_uris"] == ["http://127.0.0.1:8000/callback"]
+    consent = requests.get(f"{sim.login_url}/services/oauth2/authorize", params={
+        "response_type": "code", "client_id": "my-app", "code_challenge": "x" * 43,
+        "redirect_uri": "http://127.0.0.1:8000/callback"}, timeout=10)  # fmt: skip
+    assert consent.status_code == 200 and "My App" in consent.text
