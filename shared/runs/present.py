@@ -58,6 +58,8 @@ def run_to_dict(run: Run, *, include_steps: bool = True) -> dict[str, Any]:
         "error": run.error,
         "idempotency_key": run.idempotency_key,
         "replay_of": run.replay_of_id,
+        "schedule_id": run.schedule_id,
+        "slot": isoformat(run.slot),
         "next_attempt_at": isoformat(run.next_attempt_at),
         "wait_reason": run.wait_reason,
         "cancel_requested": run.cancel_requested,
