@@ -123,3 +123,33 @@ def test_descriptions():
     assert describe({"every_seconds": 3600}) == "every hour"
     assert describe({"every_seconds": 90}) == "every 90 seconds"
     assert describe({"every_seconds": 300}) == "every 5 minutes"
+
+
+def test_package_schedules_are_created_then_updated_by_name(rt):
+    from shared.behaviors.packages import import_package
+    from shared.behaviors.store import DefinitionInvalid
+
+    package = """
+name: p
+behaviors:
+  - name: greet
+    inputs: {email: {type: string, required: true}}
+    steps: [{id: s, action: set, vars: {x: 1}}]
+schedules:
+  - {name: morning, behavior: greet, cron: "0 9 * * *", timezone: Europe/Paris,
+     payload: {email: a@b.c}}
+"""
+    with rt.Session.begin() as session:
+        report = import_package(session, package)
+    assert [(s["name"], s["status"]) for s in report.schedules] == [("morning", "created")]
+    with rt.Session.begin() as session:
+        report = import_package(session, package.replace("0 9", "30 9"))
+    assert [(s["name"], s["status"]) for s in report.schedules] == [("morning", "updated")]
+    with rt.Session() as session:
+        assert session.scalars(select(Schedule.cron)).all() == ["30 9 * * *"]
+    bad = package.replace("payload: {email: a@b.c}", "payload: {}")
+    with pytest.raises(DefinitionInvalid) as caught, rt.Session.begin() as session:
+        import_package(session, bad.replace("0 9", "15 9"))
+    assert caught.value.problems == ["schedules[0].payload.email: required"]
+    with rt.Session() as session:  # the whole import rolled back
+        assert session.scalars(select(Schedule.cron)).all() == ["30 9 * * *"]
