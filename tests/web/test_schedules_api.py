@@ -101,3 +101,28 @@ def test_schedules_are_in_the_openapi_document(api):
     assert {"get", "patch", "delete"} <= set(spec["paths"]["/schedules/{schedule_id}"])
     props = spec["components"]["schemas"]["ScheduleOut"]["properties"]
     assert {"next_runs", "skipped_slots", "last_skipped_at", "last_error", "last_run"} <= set(props)
+
+
+def test_runs_filter_by_schedule_shows_slot(api, runtime):
+    from datetime import timedelta
+
+    from shared.models import utcnow
+    from shared.schedules import dispatch_schedules
+
+    setup_behavior(runtime)
+    ids = [
+        api.post(
+            "/schedules",
+            json={"name": n, "behavior": "noop", "every_seconds": 60, "payload": {"n": 1}},
+        ).get_json()["id"]
+        for n in ("a", "b")
+    ]
+    with runtime.Session.begin() as session:
+        for schedule in session.scalars(select(Schedule)):
+            schedule.next_run_at = utcnow() - timedelta(seconds=1)
+    assert dispatch_schedules(runtime.Session).fired == 2
+    listed = api.get(f"/runs?schedule={ids[1]}").get_json()["runs"]
+    assert [(r["schedule_id"], r["trigger"]) for r in listed] == [(ids[1], "schedule")]
+    assert listed[0]["slot"].endswith("+00:00")
+    assert api.get(f"/schedules/{ids[1]}").get_json()["last_run"]["id"] == listed[0]["id"]
+    assert api.get("/runs?schedule=x").status_code == 422
