@@ -11,7 +11,7 @@ transaction that
 3. skips the slot when the schedule has an active run (queued/running/retrying/waiting),
    counting it in `skipped_slots` / `last_skipped_at`; records a missing behavior or a
    payload the behavior no longer accepts in `last_error` (the schedule stays enabled);
-4. inserts the runs in one multi-row INSERT ... ON CONFLICT DO NOTHING with
+4. inserts the runs with one executemany INSERT ... ON CONFLICT DO NOTHING RETURNING with
    `trigger="schedule"`, `schedule_id`, `slot` and idempotency key
    `schedule:<id>:<slot UTC ISO>` — the (behavior_name, idempotency_key) unique constraint
    makes a second run for one slot impossible even if two claims raced;
@@ -205,13 +205,14 @@ def _dispatch_batch(
     created: dict[int, int] = {}
     if new_runs:
         dialect = postgresql if postgres else sqlite
+        # One executemany: SQLAlchemy batches it into multi-row INSERT ... RETURNING
+        # statements ("insertmanyvalues") without compiling one huge statement per batch.
         insert = (
             dialect.insert(Run)
-            .values(new_runs)
             .on_conflict_do_nothing(index_elements=["behavior_name", "idempotency_key"])
             .returning(Run.id, Run.schedule_id)
         )
-        created = {schedule_id: run_id for run_id, schedule_id in session.execute(insert)}
+        created = {schedule_id: run_id for run_id, schedule_id in session.execute(insert, new_runs)}
     table = Schedule.__table__  # Core: an executemany with a WHERE per row
     assert isinstance(table, Table)
     stamp = UTCDateTime()
