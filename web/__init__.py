@@ -53,10 +53,21 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     from . import auth, health, metrics, oauth, pages
     from .api import api
-    from .pages import accounts, behaviors, runs, services
+    from .pages import accounts, behaviors, runs, schedules, services
 
     auth.init_app(app)
-    for module in (health, auth, pages, oauth, services, accounts, behaviors, runs, metrics):
+    for module in (
+        health,
+        auth,
+        pages,
+        oauth,
+        services,
+        accounts,
+        behaviors,
+        schedules,
+        runs,
+        metrics,
+    ):
         app.register_blueprint(module.bp)
     app.register_blueprint(api)
     csrf.exempt(api)

@@ -7,7 +7,8 @@ behaviors:
   - name: find-contact-by-email
     account: demo
     steps: [...]
-schedules: []            # accepted and reported as not imported yet
+schedules:               # created or updated by name (shared.schedules.packages)
+  - {name: hourly-limits, behavior: find-contact-by-email, cron: "0 * * * *"}
 ```
 
 Import validates every behavior first and saves nothing when any is invalid; problems are
@@ -28,6 +29,9 @@ from typing import Any
 import yaml
 from sqlalchemy.orm import Session
 
+from shared.schedules.packages import import_schedules
+from shared.schedules.store import ScheduleInvalid
+
 from .definition import ParseError, parse_source
 from .store import DefinitionInvalid, check_definition, get_version, save_behavior
 
@@ -41,6 +45,7 @@ class ImportReport:
 
     behaviors: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    schedules: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for entry in self.behaviors if entry["status"] == status)
@@ -52,6 +57,7 @@ class ImportReport:
             "updated": self.count("updated"),
             "unchanged": self.count("unchanged"),
             "notes": self.notes,
+            "schedules": self.schedules,
         }
 
 
@@ -130,8 +136,11 @@ def import_package(
         report.behaviors.append({"name": name, "status": status, "version": version.version})
     schedules = package.get("schedules") or []
     if schedules:
-        report.notes.append(
-            f"{len(schedules)} schedule(s) in the package were not imported: "
-            "create schedules on the Schedules page or with POST /api/v1/schedules"
-        )
+        # After the behaviors, in the same transaction: an entry may name one of them, and a
+        # bad entry raises so the caller rolls the whole import back.
+        try:
+            report.schedules = import_schedules(session, schedules)
+        except ScheduleInvalid as exc:
+            raise DefinitionInvalid(exc.problems) from None
+        report.notes.extend(f"schedule {s['name']}: {s['status']}" for s in report.schedules)
     return report

@@ -58,6 +58,8 @@ class Run(Base):
     sync_id: Mapped[int | None] = mapped_column(
         ForeignKey("syncs.id", ondelete="SET NULL"), index=True
     )
+    # A schedule run's slot: the UTC time it fired for (its idempotency key holds it too).
+    slot: Mapped[datetime | None]
     replay_of_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     queued_at: Mapped[datetime | None]

@@ -1,4 +1,8 @@
-"""Schedules: run a behavior on a cron expression or every N seconds."""
+"""Schedules: run a behavior on a cron expression (in an IANA zone) or every N seconds.
+
+The timetable lives here, not in beat: `next_run_at` (UTC) is the next slot, and firing or
+skipping a slot is one compare-and-swap that moves it on (see shared.schedules.dispatch).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ class Schedule(Base):
     __tablename__ = "schedules"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
     behavior_name: Mapped[str] = mapped_column(String(100), index=True)
     cron: Mapped[str | None] = mapped_column(String(100))
     every_seconds: Mapped[int | None]
@@ -27,5 +32,8 @@ class Schedule(Base):
     last_run_at: Mapped[datetime | None]
     last_run_id: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Slots that came while the schedule's last run was still active (never queued behind it).
+    skipped_slots: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_skipped_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -58,6 +58,8 @@ def run_to_dict(run: Run, *, include_steps: bool = True) -> dict[str, Any]:
         "error": run.error,
         "idempotency_key": run.idempotency_key,
         "replay_of": run.replay_of_id,
+        "schedule_id": run.schedule_id,
+        "slot": isoformat(run.slot),
         "next_attempt_at": isoformat(run.next_attempt_at),
         "wait_reason": run.wait_reason,
         "cancel_requested": run.cancel_requested,
@@ -121,6 +123,7 @@ def list_runs_page(
     status: str | None = None,
     limit: int = 50,
     before_id: int | None = None,
+    schedule_id: int | None = None,
 ) -> tuple[list[Run], str | None]:
     """Runs newest first (keyset pagination on id), and the next page's cursor or None."""
     query = select(Run).order_by(Run.id.desc()).limit(limit + 1)
@@ -128,6 +131,8 @@ def list_runs_page(
         query = query.where(Run.behavior_name == behavior)
     if status:
         query = query.where(Run.status == status)
+    if schedule_id is not None:
+        query = query.where(Run.schedule_id == schedule_id)
     if before_id is not None:
         query = query.where(Run.id < before_id)
     rows = list(session.scalars(query))

@@ -97,6 +97,8 @@ class RunSummary(Reply):
     error: dict[str, Any] | None
     idempotency_key: str | None
     replay_of: int | None
+    schedule_id: int | None
+    slot: Time = Field(description="a schedule run's slot (UTC)")
     next_attempt_at: Time
     wait_reason: str | None
     cancel_requested: bool
@@ -120,6 +122,7 @@ class RunPage(Reply):
 class RunFilter(Query):
     behavior: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[^\x00]*$")
     status: Status | None = None
+    schedule: int | None = Field(None, ge=0, le=2**31 - 1, description="a schedule's id")
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(None, min_length=1, description="next_cursor of the previous page")
 
@@ -178,7 +181,12 @@ def trigger_run(name: str, *, body: TriggerBody) -> Any:
 def list_runs(*, query: RunFilter) -> Any:
     before = runs.decode_cursor(query.cursor) if query.cursor is not None else None
     page, next_cursor = runs.list_runs_page(
-        db(), behavior=query.behavior, status=query.status, limit=query.limit, before_id=before
+        db(),
+        behavior=query.behavior,
+        status=query.status,
+        limit=query.limit,
+        before_id=before,
+        schedule_id=query.schedule,
     )
     return {
         "runs": [runs.run_to_dict(r, include_steps=False) for r in page],

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from shared.behaviors.packages import import_package
 from shared.behaviors.registry import registered
 from shared.behaviors.store import DefinitionInvalid, save_behavior
-from shared.models import Account, Behavior, BehaviorVersion, Run
+from shared.models import Account, Behavior, BehaviorVersion, Run, Schedule
 
 from ..db import db, settings
 
@@ -168,6 +168,9 @@ def detail(name: str) -> Any:
             behavior=behavior,
             account=account,
             recent=list(recent),
+            schedules=db()
+            .scalars(select(Schedule).where(Schedule.behavior_name == name).order_by(Schedule.name))
+            .all(),
             versions=versions,
             shown=shown,
             source=source,

@@ -126,7 +126,7 @@ behaviors:
     account: demo
     steps: [{id: a, action: fail, message: stop}]
 schedules:
-  - {behavior: one, every_seconds: 60}
+  - {name: every-minute, behavior: one, every_seconds: 60}
 """
 
 
@@ -138,9 +138,10 @@ def test_package_import_reports_created_updated_unchanged(runtime: Any) -> None:
         ("one", "created"),
         ("two", "created"),
     ]
-    assert "schedule" in report.notes[0]
+    assert report.notes == ["schedule every-minute: created"]
     with runtime.Session.begin() as session:
         report = import_package(session, PACKAGE.replace("message: stop", "message: halt"))
+    assert [(e["name"], e["status"]) for e in report.schedules] == [("every-minute", "unchanged")]
     assert [(e["name"], e["status"], e["version"]) for e in report.behaviors] == [
         ("one", "unchanged", 1),
         ("two", "updated", 2),
