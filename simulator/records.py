@@ -30,6 +30,7 @@ class RecordStore:
     records: dict[str, dict[str, dict[str, Any]]]
     custom_fields: dict[str, set[str]]
     custom_field_defs: dict[str, dict[str, dict[str, Any]]]
+    settings: dict[str, Any]
     _case_numbers: itertools.count[int]
 
     now: Callable[[], dt.datetime]  # ClockAndCounters.now
@@ -54,7 +55,10 @@ class RecordStore:
             for fname in self.custom_fields[obj]:
                 if fname.lower() == name.lower():
                     return fname, "anyType"
-            return name, "anyType"
+            # Lenient by default: an unseen X__c is a new untyped field (tests write them
+            # freely); with strict_custom_fields only defined ones exist, as in a real org.
+            if not self.settings.get("strict_custom_fields"):
+                return name, "anyType"
         return None
 
     def define_custom_field(self, obj: str, spec: dict[str, Any]) -> dict[str, Any]:

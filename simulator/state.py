@@ -65,6 +65,9 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "log_limit": 20000,
     # IANA zone of the simulated org: date literals (TODAY, THIS_MONTH, ...) are read in it.
     "org_time_zone": "Europe/London",
+    # False: any X__c name is accepted (and remembered) on write and in SOQL. True: only the
+    # custom fields defined through POST /_sim/objects/<obj>/fields exist.
+    "strict_custom_fields": False,
 }
 
 

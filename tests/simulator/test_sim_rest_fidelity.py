@@ -154,3 +154,16 @@ def test_sosl_search(rest, control):
     assert search("FIND {a}").json()[0]["errorCode"] == "MALFORMED_SEARCH"
     assert search("SELECT Id FROM Account").json()[0]["errorCode"] == "MALFORMED_SEARCH"
     assert search("FIND {acme} RETURNING Nope").json()[0]["errorCode"] == "INVALID_TYPE"
+
+
+def test_strict_custom_fields_refuse_undefined_ones(rest, control):
+    control.update_settings(strict_custom_fields=True)
+    control.define_field("Contact", "Known__c")
+    ok = rest("POST", f"{API}/sobjects/Contact", json={"LastName": "S", "Known__c": "x"})
+    assert ok.status_code == 201
+    bad = rest("POST", f"{API}/sobjects/Contact", json={"LastName": "S", "Unknown__c": "x"})
+    assert bad.status_code == 400 and bad.json()[0]["errorCode"] == "INVALID_FIELD"
+    query = rest("GET", f"{API}/query", params={"q": "SELECT Unknown__c FROM Contact"})
+    assert query.status_code == 400 and query.json()[0]["errorCode"] == "INVALID_FIELD"
+    known = rest("GET", f"{API}/query", params={"q": "SELECT Known__c FROM Contact"})
+    assert known.json()["records"][0]["Known__c"] == "x"
