@@ -2,8 +2,10 @@
 
 Grammar (the subset served)::
 
-    query     := SELECT item (, item)* FROM Object [WHERE cond] [GROUP BY path (, path)*]
+    query     := SELECT item (, item)* FROM Object [USING SCOPE scope] [WHERE cond]
+                 [WITH SECURITY_ENFORCED|USER_MODE|SYSTEM_MODE] [GROUP BY path (, path)*]
                  [HAVING cond] [ORDER BY order (, order)*] [LIMIT n] [OFFSET n]
+                 [FOR VIEW|REFERENCE|UPDATE]          (scope, WITH and FOR change nothing here)
     item      := path | agg [alias] | ( query ) | FIELDS(STANDARD|ALL|CUSTOM) | COUNT()
     agg       := COUNT(path) | COUNT_DISTINCT(path) | MIN(path) | MAX(path) | SUM(path) | AVG(path)
     cond      := or ; or := and (OR and)* ; and := not (AND not)* ; not := NOT not | ( cond ) | cmp
@@ -25,6 +27,7 @@ from simulator.soql.errors import SoqlError
 from simulator.soql.lexer import Token, tokenize
 
 AGGREGATES = ("COUNT", "COUNT_DISTINCT", "MIN", "MAX", "SUM", "AVG")
+SCOPES = ("EVERYTHING", "MINE", "MY_TERRITORY", "MY_TEAM_TERRITORY", "TEAM", "DELEGATED")
 
 
 @dataclass
@@ -176,9 +179,17 @@ class _Parser:
             items=items,
             sobject_pos=tok.pos,
         )
+        if self.at_word("USING"):
+            self.next()
+            self.expect_word("SCOPE")
+            self.expect_word(*SCOPES)
         if self.at_keyword("WHERE"):
             self.next()
             query.where = self.parse_or()
+        if self.at_word("WITH"):
+            # Sharing and field-level security: every field is readable to the simulated user.
+            self.next()
+            self.expect_word("SECURITY_ENFORCED", "USER_MODE", "SYSTEM_MODE")
         if self.at_keyword("GROUP"):
             self.next()
             self.expect_keyword("BY")
@@ -204,10 +215,24 @@ class _Parser:
         if self.at_keyword("OFFSET"):
             self.next()
             query.offset = self.parse_count("OFFSET")
+        if self.at_word("FOR"):
+            self.next()
+            self.expect_word("VIEW", "REFERENCE", "UPDATE")
         tok = self.peek()
         if not nested and tok.kind != "eof":
             raise self.fail(tok)
         return query
+
+    def at_word(self, word: str) -> bool:
+        """An identifier used as a keyword only in one place (WITH, USING SCOPE, FOR)."""
+        tok = self.peek()
+        return tok.kind == "ident" and str(tok.value).upper() == word
+
+    def expect_word(self, *words: str) -> Token:
+        tok = self.next()
+        if tok.kind != "ident" or str(tok.value).upper() not in words:
+            raise self.fail(tok, f"expecting {' or '.join(words)}, unexpected token: {_show(tok)}")
+        return tok
 
     def parse_item(self, nested: bool) -> Any:
         tok = self.peek()

@@ -326,3 +326,21 @@ def test_org_time_zone_setting_is_checked(control):
     with pytest.raises(SimulatorControlError):
         control.update_settings(org_time_zone="Mars/Olympus")
     assert control.settings()["org_time_zone"] == "Europe/London"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SELECT Name FROM Account USING SCOPE Everything WHERE Name = 'Acme'",
+        "SELECT Name FROM Account WHERE Name = 'Acme' WITH SECURITY_ENFORCED",
+        "SELECT Name FROM Account WHERE Name = 'Acme' WITH USER_MODE ORDER BY Name LIMIT 5",
+        "SELECT Name FROM Account WHERE Name = 'Acme' LIMIT 1 FOR VIEW",
+    ],
+)
+def test_clauses_from_salesforce_docs_are_accepted(rest, org, text):
+    assert [r["Name"] for r in _ok(rest, text)["records"]] == ["Acme"]
+
+
+def test_bad_scope_clause_is_malformed(rest, org):
+    error = _q(rest, "SELECT Name FROM Account WITH NOTHING").json()[0]
+    assert error["errorCode"] == "MALFORMED_QUERY" and "Column:" in error["message"]
