@@ -238,3 +238,39 @@ def sort_rows(rows: list[Any], keys: list[tuple[Ref, bool, bool | None]]) -> lis
         present.sort(key=lambda r, ref=ref: norm(ref.get(r), ref.ftype), reverse=descending)
         result = present + absent if last else absent + present
     return result
+
+
+def date_function(name: str, base: Ref, zone: ZoneInfo | None, pos: int) -> Ref:
+    """``CALENDAR_YEAR(CreatedDate)`` and friends over a date or datetime field. Datetimes are
+    read in UTC, as Salesforce's date functions do, unless wrapped in ``convertTimezone()``
+    (then in the org's zone, ``zone``). Fiscal functions follow the calendar year."""
+    if base.ftype not in ("date", "datetime") or (
+        name in ("DAY_ONLY", "HOUR_IN_DAY") and base.ftype != "datetime"
+    ):
+        raise SoqlError(
+            f"{name} can't be applied to field '{base.name}' of type {base.ftype}", pos=pos
+        )
+    name = name.replace("FISCAL_", "CALENDAR_")
+
+    def apply(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, dt.datetime):
+            if name == "HOUR_IN_DAY":
+                return (value.astimezone(zone) if zone else value).hour
+            value = (value.astimezone(zone) if zone else value).date()
+        yday = value.timetuple().tm_yday
+        return {
+            "CALENDAR_MONTH": value.month,
+            "CALENDAR_QUARTER": (value.month - 1) // 3 + 1,
+            "CALENDAR_YEAR": value.year,
+            "DAY_IN_MONTH": value.day,
+            "DAY_IN_WEEK": value.isoweekday() % 7 + 1,  # 1 = Sunday
+            "DAY_IN_YEAR": yday,
+            "DAY_ONLY": value,
+            "WEEK_IN_MONTH": (value.day - 1) // 7 + 1,
+            "WEEK_IN_YEAR": (yday - 1) // 7 + 1,
+        }[name]
+
+    ftype = "date" if name == "DAY_ONLY" else "int"
+    return Ref(name, ftype, lambda row: apply(base.get(row)), base.hops, (name, *base.key))

@@ -16,7 +16,15 @@ from typing import Any, Protocol
 
 from simulator import schema
 from simulator.soql.errors import SoqlError
-from simulator.soql.evaluator import NUMERIC, Context, Ref, compile_where, norm, sort_rows
+from simulator.soql.evaluator import (
+    NUMERIC,
+    Context,
+    Ref,
+    compile_where,
+    date_function,
+    norm,
+    sort_rows,
+)
 from simulator.soql.parser import (
     Aggregate,
     Comparison,
@@ -70,8 +78,14 @@ class Executor:
             )
         return obj
 
-    def resolve(self, obj: str, path: str, pos: int) -> Ref:
-        """Resolve ``Name`` / ``Account.Name`` / ``Account.Owner.Email`` from ``obj``."""
+    def resolve(
+        self, obj: str, path: str, pos: int, function: str | None = None, local: bool = False
+    ) -> Ref:
+        """Resolve ``Name`` / ``Account.Name`` / ``Account.Owner.Email`` from ``obj``, wrapped
+        in a date function (``CALENDAR_YEAR(CreatedDate)``) when one is given."""
+        if function is not None:
+            base = self.resolve(obj, path, pos)
+            return date_function(function, base, self.ctx.zone if local else None, pos)
         parts = path.split(".")
         if len(parts) > 1 and parts[0].lower() == obj.lower():
             parts = parts[1:]
@@ -161,7 +175,7 @@ class Executor:
                 raise SoqlError(
                     "Aggregate functions are not supported in the WHERE clause", pos=cmp.pos
                 )
-            return self.resolve(obj, cmp.field, cmp.pos)
+            return self.resolve(obj, cmp.field, cmp.pos, cmp.function, cmp.local)
 
         return compile_where(query.where, resolve, self.ctx)
 
@@ -171,8 +185,8 @@ class Executor:
             for item in query.order_by:
                 if item.aggregate is not None:
                     raise SoqlError("Aggregate ordering needs GROUP BY", pos=item.pos)
-                keys.append((self.resolve(obj, item.field, item.pos), item.descending,
-                             item.nulls_last))  # fmt: skip
+                ref = self.resolve(obj, item.field, item.pos, item.function, item.local)
+                keys.append((ref, item.descending, item.nulls_last))
             rows = sort_rows(rows, keys)
         if query.offset:
             rows = rows[query.offset :]
@@ -201,6 +215,9 @@ class Executor:
     # ------------------------------------------------------------ output
 
     def _plan_item(self, obj: str, item: Any) -> tuple[str, Any]:
+        if isinstance(item, FieldPath) and item.function:
+            raise SoqlError(f"{item.function} can only be selected in an aggregate query",
+                            pos=item.pos)  # fmt: skip
         if isinstance(item, FieldPath):
             return "field", self.resolve(obj, item.path, item.pos)
         if isinstance(item, SubQuery):
@@ -271,17 +288,21 @@ class Executor:
     def _aggregate(
         self, obj: str, query: Query, items: list[Any], rows: list[Record]
     ) -> tuple[list[Record], int]:
-        groups_by = [self.resolve(obj, p.path, p.pos) for p in query.group_by]
+        groups_by = [self.resolve(obj, p.path, p.pos, p.function, p.local) for p in query.group_by]
         grouped_keys = {ref.key for ref in groups_by}
         columns: list[tuple[str, Any]] = []
         expr = 0
         for item in items:
             if isinstance(item, FieldPath):
-                ref = self.resolve(obj, item.path, item.pos)
+                ref = self.resolve(obj, item.path, item.pos, item.function, item.local)
                 if ref.key not in grouped_keys:
                     raise SoqlError(f"Field must be grouped or aggregated: {item.path}",
                                     pos=item.pos)  # fmt: skip
-                columns.append((ref.name, ref))
+                label = ref.name
+                if item.function:
+                    label = item.alias or f"expr{expr}"
+                    expr += 0 if item.alias else 1
+                columns.append((label, ref))
             elif isinstance(item, Aggregate):
                 label = item.alias
                 if label is None:
@@ -304,7 +325,7 @@ class Executor:
         def resolve(cmp: Comparison) -> Ref:
             if cmp.aggregate is not None:
                 return self._aggregate_ref(obj, cmp.aggregate)
-            ref = self.resolve(obj, cmp.field, cmp.pos)
+            ref = self.resolve(obj, cmp.field, cmp.pos, cmp.function, cmp.local)
             if ref.key not in grouped_keys:
                 raise SoqlError(f"Field must be grouped or aggregated: {cmp.field}", pos=cmp.pos)
             return Ref(ref.name, ref.ftype, lambda g, r=ref: r.get(g[0]) if g else None)
@@ -332,7 +353,9 @@ class Executor:
 
     @staticmethod
     def _order_cmp(item: OrderItem) -> Comparison:
-        return Comparison(item.field, "=", None, item.pos, item.aggregate)
+        cmp = Comparison(item.field, "=", None, item.pos, item.aggregate)
+        cmp.function, cmp.local = item.function, item.local
+        return cmp
 
     def _aggregate_ref(self, obj: str, agg: Aggregate) -> Ref:
         fn = self._aggregate_fn(obj, agg)

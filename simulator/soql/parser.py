@@ -27,6 +27,11 @@ from simulator.soql.errors import SoqlError
 from simulator.soql.lexer import Token, tokenize
 
 AGGREGATES = ("COUNT", "COUNT_DISTINCT", "MIN", "MAX", "SUM", "AVG")
+DATE_FUNCTIONS = (
+    "CALENDAR_MONTH", "CALENDAR_QUARTER", "CALENDAR_YEAR", "DAY_IN_MONTH", "DAY_IN_WEEK",
+    "DAY_IN_YEAR", "DAY_ONLY", "FISCAL_MONTH", "FISCAL_QUARTER", "FISCAL_YEAR", "HOUR_IN_DAY",
+    "WEEK_IN_MONTH", "WEEK_IN_YEAR",
+)  # fmt: skip
 SCOPES = ("EVERYTHING", "MINE", "MY_TERRITORY", "MY_TEAM_TERRITORY", "TEAM", "DELEGATED")
 
 
@@ -34,6 +39,9 @@ SCOPES = ("EVERYTHING", "MINE", "MY_TERRITORY", "MY_TEAM_TERRITORY", "TEAM", "DE
 class FieldPath:
     path: str  # as written: "Name", "Account.Name", "Account.Owner.Email"
     pos: int = 0
+    function: str | None = None  # a date function around it: CALENDAR_YEAR(CreatedDate)
+    local: bool = False  # convertTimezone(...) inside the date function: the org's zone
+    alias: str | None = None
 
 
 @dataclass
@@ -71,6 +79,8 @@ class Comparison:
     pos: int = 0
     aggregate: Aggregate | None = None  # HAVING COUNT(Id) > 1: the left side is an aggregate
     value_pos: int = 0
+    function: str | None = None  # WHERE CALENDAR_YEAR(CreatedDate) = 2026
+    local: bool = False
 
 
 @dataclass
@@ -91,6 +101,8 @@ class OrderItem:
     nulls_last: bool | None = None
     pos: int = 0
     aggregate: Aggregate | None = None
+    function: str | None = None
+    local: bool = False
 
 
 @dataclass
@@ -255,7 +267,10 @@ class _Parser:
             if self.peek().kind == "ident":
                 agg.alias = self.next().value
             return agg
-        return self.parse_path()
+        path = self.parse_path()
+        if path.function and self.peek().kind == "ident":
+            path.alias = self.next().value
+        return path
 
     def at_aggregate(self) -> bool:
         tok = self.peek()
@@ -280,7 +295,18 @@ class _Parser:
 
     def parse_path(self) -> FieldPath:
         tok = self.ident()
-        return FieldPath(tok.value, pos=tok.pos)
+        if str(tok.value).upper() not in DATE_FUNCTIONS or not self.at_punct("("):
+            return FieldPath(tok.value, pos=tok.pos)
+        self.next()
+        local = False
+        if self.at_word("CONVERTTIMEZONE") and self.at_punct("(", 1):
+            self.i += 2
+            local = True
+        inner = self.ident()
+        if local:
+            self.expect_punct(")")
+        self.expect_punct(")")
+        return FieldPath(inner.value, pos=tok.pos, function=str(tok.value).upper(), local=local)
 
     def parse_count(self, what: str) -> int:
         tok = self.next()
@@ -294,7 +320,7 @@ class _Parser:
             item = OrderItem(agg.arg.path if agg.arg else "", pos=agg.pos, aggregate=agg)
         else:
             path = self.parse_path()
-            item = OrderItem(path.path, pos=path.pos)
+            item = OrderItem(path.path, pos=path.pos, function=path.function, local=path.local)
         if self.at_keyword("ASC", "DESC"):
             item.descending = self.next().value == "DESC"
         if self.at_keyword("NULLS"):
@@ -343,7 +369,10 @@ class _Parser:
         tok = self.next()
         value_pos = self.peek().pos
         if tok.kind == "op":
-            return Comparison(name, tok.value, self.parse_value(), pos, aggregate, value_pos)
+            cmp = Comparison(name, tok.value, self.parse_value(), pos, aggregate, value_pos)
+            if aggregate is None:
+                cmp.function, cmp.local = path.function, path.local
+            return cmp
         if tok.kind == "keyword" and tok.value == "LIKE":
             value = self.parse_value()
             if not isinstance(value, str):

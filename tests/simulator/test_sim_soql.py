@@ -344,3 +344,27 @@ def test_clauses_from_salesforce_docs_are_accepted(rest, org, text):
 def test_bad_scope_clause_is_malformed(rest, org):
     error = _q(rest, "SELECT Name FROM Account WITH NOTHING").json()[0]
     assert error["errorCode"] == "MALFORMED_QUERY" and "Column:" in error["message"]
+
+
+def test_date_functions_in_group_by_select_where_and_order(rest, control):
+    for close, amount in [("2025-03-10", 10), ("2025-11-02", 20), ("2026-01-05", 5)]:
+        control.create_record("Opportunity", {"Name": close, "StageName": "Prospecting",
+                                              "CloseDate": close, "Amount": amount})  # fmt: skip
+    year = "CALENDAR_YEAR(CloseDate)"
+    body = _ok(rest, f"SELECT {year}, SUM(Amount) FROM Opportunity GROUP BY {year} "
+                     f"ORDER BY {year} DESC")  # fmt: skip
+    assert body["records"] == [
+        {"attributes": {"type": "AggregateResult"}, "expr0": 2026, "expr1": 5},
+        {"attributes": {"type": "AggregateResult"}, "expr0": 2025, "expr1": 30},
+    ]
+    body = _ok(rest, "SELECT CALENDAR_QUARTER(CloseDate) q, COUNT(Id) FROM Opportunity "
+                     "WHERE CALENDAR_YEAR(CloseDate) = 2025 GROUP BY CALENDAR_QUARTER(CloseDate) "
+                     "HAVING COUNT(Id) = 1 ORDER BY CALENDAR_QUARTER(CloseDate)")  # fmt: skip
+    assert [(r["q"], r["expr0"]) for r in body["records"]] == [(1, 1), (4, 1)]
+    names = _ok(rest, "SELECT Name FROM Opportunity WHERE DAY_IN_WEEK(CloseDate) = 2")
+    assert [r["Name"] for r in names["records"]] == ["2025-03-10", "2026-01-05"]  # Mondays
+    error = _q(rest, "SELECT HOUR_IN_DAY(CloseDate), COUNT(Id) FROM Opportunity "
+                     "GROUP BY HOUR_IN_DAY(CloseDate)").json()[0]  # fmt: skip
+    assert error["errorCode"] == "MALFORMED_QUERY"
+    error = _q(rest, "SELECT CALENDAR_YEAR(CloseDate) FROM Opportunity").json()[0]
+    assert error["errorCode"] == "MALFORMED_QUERY" and "aggregate" in error["message"]
