@@ -10,7 +10,9 @@ and the aggregates ``COUNT``/``COUNT_DISTINCT``/``MIN``/``MAX``/``SUM``/``AVG`` 
 with ``= != <> < <= > >= LIKE IN NOT IN`` (IN also takes a semi-join sub-select); values are
 strings (with Salesforce's backslash escapes), numbers, TRUE / FALSE, NULL, dates
 (2026-01-01), datetimes (2026-01-01T00:00:00Z, 2026-01-01T00:00:00.000+0000) and date literals
-(TODAY, LAST_N_DAYS:n, THIS_MONTH, ...). Errors carry the position Salesforce's
+(TODAY, LAST_N_DAYS:n, THIS_MONTH, ...); date functions (CALENDAR_YEAR(CloseDate), ...) in
+aggregate queries and conditions. USING SCOPE, WITH SECURITY_ENFORCED/USER_MODE and FOR VIEW
+are accepted and change nothing. Errors carry the position Salesforce's
 ``ERROR at Row:1:Column:N`` messages point at.
 """
 
