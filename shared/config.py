@@ -82,6 +82,20 @@ def _parse_int(variable: str, raw: str, minimum: int = 0) -> int:
     return value
 
 
+def _parse_allow_hosts(raw: str) -> tuple[str, ...]:
+    from shared.outbound.guard import AllowList
+
+    entries = tuple(e.strip() for e in raw.split(",") if e.strip())
+    try:
+        AllowList.parse(entries)
+    except ValueError as exc:
+        raise ConfigError(
+            "FORCEBOT_HTTP_ALLOW_HOSTS",
+            f"expected comma-separated host names, addresses or CIDRs; {exc}",
+        ) from None
+    return entries
+
+
 def _read_or_create_secret(path: Path, make: Any) -> str:
     """Return the secret stored at `path`, creating it with mode 0600 on first use."""
     if path.exists():
@@ -130,6 +144,8 @@ class Settings:
     run_retention_days: int = 30
     run_max_attempts: int = 5
     log_level: str = "INFO"
+    # FORCEBOT_HTTP_ALLOW_HOSTS: host names, addresses or CIDRs (checked by shared.outbound)
+    http_allow_hosts: tuple[str, ...] = ()
     # True when FORCEBOT_REDIS_URL is unset: `forcebot up` owns an embedded Redis, and
     # `redis_url` (if any) is the one a running `up` published in the instance directory.
     redis_is_embedded: bool = False
@@ -223,6 +239,8 @@ class Settings:
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("FORCEBOT_LOG_LEVEL", "expected DEBUG, INFO, WARNING or ERROR")
 
+        http_allow_hosts = _parse_allow_hosts(get("FORCEBOT_HTTP_ALLOW_HOSTS") or "")
+
         return cls(
             instance_dir=instance_dir,
             database_url=database_url,
@@ -237,6 +255,7 @@ class Settings:
             run_retention_days=retention,
             run_max_attempts=max_attempts,
             log_level=log_level,
+            http_allow_hosts=http_allow_hosts,
         )
 
 
