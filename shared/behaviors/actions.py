@@ -11,7 +11,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import requests
+
+    from shared.outbound import OutboundClient
     from shared.salesforce.client import SalesforceClient
+
+NO_ACCOUNT = "none"  # `account: none` on http.request: no Salesforce account, any allowed URL
 
 MAX_QUERY_ROWS = 50_000  # rows kept by salesforce.query when the step sets no `limit:`
 
@@ -41,17 +46,35 @@ def _mapping(params: dict[str, Any], key: str, default: Any = None) -> dict[str,
     return value
 
 
-def http_request(params: dict[str, Any], client: SalesforceClient) -> dict[str, Any]:
-    """Cerb's Execute HTTP Request: through the client, so the token goes to the org only."""
+def is_no_account(account: Any) -> bool:
+    """True for `account: none` (any case); a YAML null means "the behavior's account"."""
+    return isinstance(account, str) and account.strip().lower() == NO_ACCOUNT
+
+
+def _request_parts(params: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any], dict]:
     method = str(params.get("method") or "GET").upper()
     headers = {str(k): str(v) for k, v in _mapping(params, "headers").items()}
     query = _mapping(params, "params")
     kwargs: dict[str, Any] = {}
     if "json" in params:
         kwargs["json"] = params["json"]
+    elif params.get("form") is not None:
+        kwargs["data"] = {str(k): _form_value(v) for k, v in _mapping(params, "form").items()}
     elif params.get("body") is not None:
         body = params["body"]
         kwargs["data"] = body if isinstance(body, str) else json.dumps(body)
+    return method, headers, query, kwargs
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return "" if value is None else str(value)
+
+
+def http_request(params: dict[str, Any], client: SalesforceClient) -> dict[str, Any]:
+    """Cerb's Execute HTTP Request: through the client, so the token goes to the org only."""
+    method, headers, query, kwargs = _request_parts(params)
     response = client.request(
         method,
         _text(params, "url"),
@@ -60,6 +83,37 @@ def http_request(params: dict[str, Any], client: SalesforceClient) -> dict[str, 
         raise_for_status=False,
         **kwargs,
     )
+    return _output(response)
+
+
+def outbound_request(params: dict[str, Any], client: OutboundClient) -> dict[str, Any]:
+    """http.request with `account: none`: any URL the SSRF guard allows, no credentials."""
+    from shared.outbound import Refused
+
+    method, headers, query, kwargs = _request_parts(params)
+    timeout = params.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 120
+    ):
+        raise ActionError(
+            "invalid_parameter", f"timeout: expected 0 < seconds <= 120, got {timeout!r}"
+        )
+    try:
+        response = client.request(
+            method,
+            _text(params, "url"),
+            params=query or None,
+            headers=headers,
+            timeout=timeout,
+            follow_redirects=bool(params.get("follow_redirects", False)),
+            **kwargs,
+        )
+    except Refused as exc:
+        raise ActionError("outbound_refused", exc.message) from None
+    return _output(response)
+
+
+def _output(response: requests.Response) -> dict[str, Any]:
     content_type = response.headers.get("Content-Type", "")
     body_out: Any = response.text
     if "json" in content_type.lower() and response.content:

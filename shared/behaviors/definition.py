@@ -52,7 +52,10 @@ class ActionSpec:
 
 
 ACTIONS: dict[str, ActionSpec] = {
-    "http.request": ActionSpec(("url",), ("method", "headers", "params", "json", "body")),
+    "http.request": ActionSpec(
+        ("url",),
+        ("method", "headers", "params", "json", "body", "form", "timeout", "follow_redirects"),
+    ),
     "salesforce.query": ActionSpec(("soql",), ("limit", "include_deleted")),
     "salesforce.get": ActionSpec(("sobject", "record_id"), ("fields",)),
     "salesforce.create": ActionSpec(("sobject", "fields")),
@@ -359,8 +362,25 @@ class _StepWalker:
             method = literal("method")
             if isinstance(method, str) and method.upper() not in HTTP_METHODS:
                 self.problems.append(f"{path}.method: must be one of {', '.join(HTTP_METHODS)}")
-            if "json" in step and "body" in step:
-                self.problems.append(f"{path}: give json or body, not both")
+            if sum(key in step for key in ("json", "body", "form")) > 1:
+                self.problems.append(f"{path}: give one of json, body or form")
+            timeout = literal("timeout")
+            if (
+                "timeout" in step
+                and timeout is not None
+                and (
+                    isinstance(timeout, bool)
+                    or not isinstance(timeout, int | float)
+                    or not 0 < timeout <= 120
+                )
+            ):
+                self.problems.append(f"{path}.timeout: must be a number of seconds from 0 to 120")
+            if "follow_redirects" in step and not isinstance(step["follow_redirects"], bool | str):
+                self.problems.append(f"{path}.follow_redirects: must be true or false")
+            if "form" in step and not isinstance(step["form"], dict | str):
+                self.problems.append(f"{path}.form: expected an object of field values")
+        elif isinstance(step.get("account"), str) and step["account"].strip().lower() == "none":
+            self.problems.append(f"{path}.account: none is only for http.request")
             for key in ("headers", "params"):
                 if key in step and not isinstance(step[key], dict | str):
                     self.problems.append(f"{path}.{key}: expected an object")
@@ -436,7 +456,9 @@ def account_names(definition: dict[str, Any]) -> list[tuple[str, str]]:
                 continue
             where = f"{path}[{index}]"
             account = step.get("account")
-            if isinstance(account, str) and not has_template(account):
+            if isinstance(account, str) and account.strip().lower() == "none":
+                pass  # http.request without an account (checked by the step walker)
+            elif isinstance(account, str) and not has_template(account):
                 found.append((f"{where}.account", account))
             if step.get("action") == "foreach":
                 walk(step.get("steps"), f"{where}.steps")

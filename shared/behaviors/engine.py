@@ -25,7 +25,7 @@ from jinja2.sandbox import SecurityError
 from shared.salesforce import errors
 
 from . import templates
-from .actions import CLIENT_ACTIONS, ActionError
+from .actions import CLIENT_ACTIONS, ActionError, is_no_account, outbound_request
 from .store import LoadedBehavior
 
 if TYPE_CHECKING:
@@ -69,6 +69,8 @@ class ExecutionContext:
     log: logging.LoggerAdapter[Any] | logging.Logger
     deadline: float | None = None
     run_info: dict[str, Any] = field(default_factory=dict)
+    # builds the shared.outbound client for `account: none` and ctx.http (given on_exchange)
+    outbound_for: Callable[[Callable[[dict[str, Any]], None]], Any] | None = None
 
 
 class StepFailed(Exception):
@@ -125,6 +127,11 @@ class _Execution:
             except LookupError as exc:
                 raise ActionError("unknown_account", f"account: {exc}") from None
         return self.clients[account]
+
+    def outbound(self) -> Any:
+        if self.ctx.outbound_for is None:
+            raise ActionError("outbound_unavailable", "outbound HTTP is not configured here")
+        return self.ctx.outbound_for(self._on_exchange)
 
     def _on_exchange(self, summary: dict[str, Any]) -> None:
         self.recorder.exchange(self.current_key, summary)
@@ -245,6 +252,8 @@ class _Execution:
                 }
             )
         account = params.pop("account", None)
+        if action == "http.request" and is_no_account(account or self.ctx.behavior.account):
+            return outbound_request(params, self.outbound())
         client = self.client(account if account else None)
         return CLIENT_ACTIONS[action](params, client)
 
@@ -344,6 +353,11 @@ class PythonContext:
     def salesforce(self, account: str | None = None) -> SalesforceClient:
         """A client for `account` (default: the behavior's account); exchanges are recorded."""
         return self._execution.client(account)
+
+    @property
+    def http(self) -> Any:
+        """A shared.outbound client: any URL the SSRF guard allows, never a credential."""
+        return self._execution.outbound()
 
     def should_stop(self) -> bool:
         """True when a cancel was requested: long loops should return early."""

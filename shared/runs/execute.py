@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import outbound
 from shared.behaviors import engine
 from shared.behaviors.store import LoadedBehavior, load_behavior, validate_payload
 from shared.config import RunTimings, run_timings
@@ -247,6 +248,7 @@ def execute_claimed(
         behavior=behavior,
         recorder=recorder,
         client_for=client_for,
+        outbound_for=lambda on_exchange: outbound.for_runtime(runtime, on_exchange=on_exchange),
         log=_RunLog(log, claim.run_id),
         run_info={
             "id": claim.run_id,
