@@ -146,6 +146,8 @@ class Settings:
     log_level: str = "INFO"
     # FORCEBOT_HTTP_ALLOW_HOSTS: host names, addresses or CIDRs (checked by shared.outbound)
     http_allow_hosts: tuple[str, ...] = ()
+    # FORCEBOT_WEBHOOK_RETRY_SCALE: multiplies the webhook retry schedule (tests use 0.01)
+    webhook_retry_scale: float = 1.0
     # True when FORCEBOT_REDIS_URL is unset: `forcebot up` owns an embedded Redis, and
     # `redis_url` (if any) is the one a running `up` published in the instance directory.
     redis_is_embedded: bool = False
@@ -240,6 +242,17 @@ class Settings:
             raise ConfigError("FORCEBOT_LOG_LEVEL", "expected DEBUG, INFO, WARNING or ERROR")
 
         http_allow_hosts = _parse_allow_hosts(get("FORCEBOT_HTTP_ALLOW_HOSTS") or "")
+        raw_scale = get("FORCEBOT_WEBHOOK_RETRY_SCALE") or "1"
+        try:
+            webhook_retry_scale = float(raw_scale)
+        except ValueError:
+            webhook_retry_scale = -1.0
+        if not 0 < webhook_retry_scale <= 100:
+            raise ConfigError(
+                "FORCEBOT_WEBHOOK_RETRY_SCALE",
+                "expected a number above 0 (1 = real schedule)",
+                raw_scale,
+            )
 
         return cls(
             instance_dir=instance_dir,
@@ -256,6 +269,7 @@ class Settings:
             run_max_attempts=max_attempts,
             log_level=log_level,
             http_allow_hosts=http_allow_hosts,
+            webhook_retry_scale=webhook_retry_scale,
         )
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from . import webhooks
 from .accounts import apply_token_response
 from .crypto import Crypto, DecryptionError
 from .models import Account, OAuthState, Service, utcnow
@@ -441,6 +442,7 @@ def _save_account(
         account.consecutive_refresh_failures = 0
         account.quota_exhausted_until = None
         session.flush()
+        webhooks.account_event(session, webhooks.ACCOUNT_LINKED, account.id)
         log.info("link=completed service=%s account=%s created=%s", service.id, account.id, created)
         return LinkResult(
             account_id=account.id,

@@ -8,6 +8,7 @@ from .runs import Attempt, HttpExchange, Run, RunStep
 from .schedules import Schedule
 from .services import Service
 from .syncs import Sync, SyncedRecord
+from .webhooks import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent
 
 __all__ = [
     "Account",
@@ -25,6 +26,10 @@ __all__ = [
     "Service",
     "Sync",
     "SyncedRecord",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEvent",
     "hash_token",
     "isoformat",
     "new_token",

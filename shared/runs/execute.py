@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared import outbound
+from shared import outbound, webhooks
 from shared.behaviors import engine
 from shared.behaviors.store import LoadedBehavior, load_behavior, validate_payload
 from shared.config import RunTimings, run_timings
@@ -373,6 +373,8 @@ def finish_run(runtime: Runtime, claim: Claim, outcome: Outcome) -> Outcome:
                 run.account_id = outcome.extra["account_id"]
             if outcome.status == RETRYING:
                 run.retries += 1
+            else:
+                webhooks.run_event(session, run)  # run.waiting, in this transaction
             waits = list(progress.get("waits") or [])
             waits.append(
                 {
@@ -408,6 +410,7 @@ def finish_run(runtime: Runtime, claim: Claim, outcome: Outcome) -> Outcome:
         run.result = outcome.result if outcome.status == SUCCEEDED else None
         run.error = outcome.error if outcome.status != SUCCEEDED else None
         run.progress = progress or None
+        webhooks.run_event(session, run)  # run.succeeded / run.failed, in this transaction
         session.execute(
             update(Attempt)
             .where(Attempt.id == claim.attempt_id)

@@ -273,7 +273,12 @@ def _record_failure(
         )
     with runtime.Session.begin() as session:
         result = session.execute(stmt.values(**values).execution_options(synchronize_session=False))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        marked = bool(result.rowcount)  # type: ignore[attr-defined]
+        if marked and needs_reauth_at_version is not None:
+            from shared.webhooks import ACCOUNT_NEEDS_REAUTH, account_event
+
+            account_event(session, ACCOUNT_NEEDS_REAUTH, account_id)  # same transaction
+        return marked
 
 
 class TokenManager:
