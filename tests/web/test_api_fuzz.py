@@ -128,6 +128,10 @@ class Target:
         response = api.post("/behaviors/fuzz-target/runs", json={"payload": {"email": "a@b.c"}})
         assert response.status_code == 202, response.get_data(as_text=True)
         self.run_id = response.get_json()["id"]
+        response = api.post("/webhooks", json=VALID_WEBHOOK)
+        assert response.status_code == 201, response.get_data(as_text=True)
+        self.webhook_id = response.get_json()["id"]
+        self.delivery_id = api.post(f"/webhooks/{self.webhook_id}/test").get_json()["id"]
 
     def send(self, method: str, path: str, **kwargs: Any) -> Any:
         before = row_counts(self.runtime)
@@ -149,6 +153,8 @@ SERVICE_FIELDS = [
     "session_timeout_minutes", "use_introspection", "api_reserve_percent",
 ]  # fmt: skip
 VALID_SERVICE = {"name": "svc-x", "client_id": "abc", "client_secret": "def"}
+WEBHOOK_FIELDS = ["url", "events", "enabled", "description"]
+VALID_WEBHOOK = {"url": "https://hooks.example.com/x", "events": ["run.failed"]}
 
 
 def body_routes(target: Target) -> dict[tuple[str, str], tuple[list[str], dict[str, Any]]]:
@@ -176,6 +182,10 @@ def body_routes(target: Target) -> dict[tuple[str, str], tuple[list[str], dict[s
         ("post", "/runs/<int:id>/retry"): ([], {}),
         ("post", "/runs/<int:id>/cancel"): ([], {}),
         ("post", "/runs/<int:id>/replay"): ([], {}),
+        ("post", "/webhooks"): (WEBHOOK_FIELDS, VALID_WEBHOOK),
+        ("patch", "/webhooks/<int:webhook_id>"): (WEBHOOK_FIELDS, {"enabled": False}),
+        ("post", "/webhooks/<int:webhook_id>/test"): ([], {}),
+        ("post", "/webhooks/<int:webhook_id>/deliveries/<int:delivery_id>/redeliver"): ([], {}),
     }
 
 
@@ -185,6 +195,8 @@ def concrete(rule: str, target: Target) -> str:
         .replace("<int:account_id>", "1")
         .replace("<int:id>", str(target.run_id))
         .replace("<name>", "fuzz-target")
+        .replace("<int:webhook_id>", str(target.webhook_id))
+        .replace("<int:delivery_id>", str(target.delivery_id))
     )
 
 
@@ -209,6 +221,8 @@ def test_every_body_route_is_fuzzed(app: Any, target: Target) -> None:
         ("put", "/behaviors/<name>"),
         ("post", "/behaviors/<name>/runs"),
         ("post", "/packages"),
+        ("post", "/webhooks"),
+        ("patch", "/webhooks/<int:webhook_id>"),
     ],
     ids=lambda r: f"{r[0]}:{r[1]}",
 )
@@ -237,6 +251,8 @@ def test_fuzz_json_bodies(target: Target, route: tuple[str, str]) -> None:
         ("post", "/behaviors/<name>/runs"),
         ("post", "/packages"),
         ("post", "/runs/<int:id>/cancel"),
+        ("post", "/webhooks"),
+        ("patch", "/webhooks/<int:webhook_id>"),
     ],
     ids=lambda r: f"{r[0]}:{r[1]}",
 )
