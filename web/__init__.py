@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     from . import auth, health, metrics, oauth, pages
     from .api import api
-    from .pages import accounts, behaviors, runs, schedules, services
+    from .pages import accounts, behaviors, runs, schedules, services, webhooks
 
     auth.init_app(app)
     for module in (
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         accounts,
         behaviors,
         schedules,
+        webhooks,
         runs,
         metrics,
     ):

@@ -11,15 +11,16 @@ from typing import Any
 
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.models import Account, Run, utcnow
+from shared import outbound
+from shared.models import Account, Run, WebhookDelivery, utcnow
 from shared.models.runs import STATUSES
 
-from .db import db
+from .db import db, runtime
 
 bp = Blueprint("metrics", __name__)
 
@@ -73,6 +74,35 @@ class DatabaseCollector(Collector):
                 )
             failures.add_metric([account.name], account.consecutive_refresh_failures or 0)
         yield from (status, expiry, usage, failures)
+        yield from webhook_metrics(self.session)
+
+
+def webhook_metrics(session: Session) -> Iterator[Any]:
+    """Webhook deliveries by event and outcome (database); outbound requests (Redis)."""
+    deliveries = GaugeMetricFamily(
+        "forcebot_webhook_deliveries", "Webhook deliveries by event and outcome",
+        labels=["event", "outcome"],
+    )  # fmt: skip
+    rows = session.execute(
+        select(WebhookDelivery.event_type, WebhookDelivery.status, func.count()).group_by(
+            WebhookDelivery.event_type, WebhookDelivery.status
+        )
+    )
+    for event, outcome, count in rows:
+        deliveries.add_metric([event, outcome], count)
+    yield deliveries
+    requests = CounterMetricFamily(
+        "forcebot_outbound_requests", "Outbound HTTP requests without an account and webhook "
+        "sends, by host class (public, allowed, loopback, refused) and status or refusing rule",
+        labels=["host_class", "status"],
+    )  # fmt: skip
+    try:
+        counts = outbound.results(runtime())
+    except Exception:  # noqa: BLE001 - a Redis outage must not hide the database metrics
+        counts = {}
+    for (host_class, status), count in sorted(counts.items()):
+        requests.add_metric([host_class, status], count)
+    yield requests
 
 
 @bp.get("/metrics")
