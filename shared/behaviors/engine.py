@@ -112,6 +112,7 @@ class _Execution:
         own_deadline = time.monotonic() + float(timeout)
         self.deadline = min(ctx.deadline, own_deadline) if ctx.deadline else own_deadline
         self.clients: dict[str | None, SalesforceClient] = {}
+        self._outbound: Any = None
         self.current_key = ""
         self.vars: dict[str, Any] = {}
         inputs = {name: None for name in ctx.behavior.inputs}
@@ -131,7 +132,9 @@ class _Execution:
     def outbound(self) -> Any:
         if self.ctx.outbound_for is None:
             raise ActionError("outbound_unavailable", "outbound HTTP is not configured here")
-        return self.ctx.outbound_for(self._on_exchange)
+        if self._outbound is None:  # one per attempt: it reads the stored secrets once
+            self._outbound = self.ctx.outbound_for(self._on_exchange)
+        return self._outbound
 
     def _on_exchange(self, summary: dict[str, Any]) -> None:
         self.recorder.exchange(self.current_key, summary)

@@ -19,6 +19,7 @@ from .events import (
     body_of,
     emit,
     run_event,
+    sync_event,
 )
 from .signing import HEADER, signature, verify
 
@@ -37,5 +38,6 @@ __all__ = [
     "emit",
     "run_event",
     "signature",
+    "sync_event",
     "verify",
 ]

@@ -6,6 +6,11 @@ the commit loses both, a crash after it loses neither (the delivery worker finds
 One delivery row per enabled subscription to the type is written at the same time, so a
 subscription created later does not receive older events.
 
+Producers: the runs engine (`run_event` when a run finishes or starts waiting: one
+`run.waiting` per wait), token code (`account.needs_reauth` when the compare-and-swap marks
+the account), linking (`account.linked` on every completed link, also a relink), and syncs
+(`sync_event` when a sync run finishes, with its counts).
+
 `order_key` groups events whose order matters ("run:42", "account:7", "sync:3"): deliveries
 of one subscription with the same key are sent one at a time, oldest first.
 """
@@ -103,6 +108,14 @@ def run_event(session: Session, run: Any) -> WebhookEvent | None:
         }
     }
     return emit(session, type_, data, order_key=f"run:{run.id}")
+
+
+def sync_event(
+    session: Session, sync_id: int, run_id: int, status: str, counts: dict[str, Any]
+) -> WebhookEvent:
+    """Emit sync.finished for a sync run that ended (its counts: created, updated, ...)."""
+    data = {"sync": {"id": sync_id, "run_id": run_id, "status": status, "counts": counts}}
+    return emit(session, SYNC_FINISHED, data, order_key=f"sync:{sync_id}")
 
 
 def account_event(session: Session, type_: str, account_id: int) -> WebhookEvent:

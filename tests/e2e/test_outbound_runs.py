@@ -104,3 +104,61 @@ def test_account_none_to_a_forbidden_loopback_fails_the_run(
     assert f"rule {rule}" in data["error"]["message"]
     assert data["attempts"] == 1  # a refusal is not retried
     assert forbidden.connections == 0
+
+
+PY_MODULE = "fb_test_outbound_behaviors"
+PY_SOURCE = """
+from shared.behaviors.registry import behavior
+
+
+@behavior("python-notify", inputs={"url": {"type": "string", "required": True},
+                                   "token": {"type": "string"}})
+def notify(ctx):
+    response = ctx.http.request(
+        "POST", ctx.inputs["url"], json={"hello": "world"},
+        headers={"Authorization": "Bearer " + (ctx.inputs.get("token") or ""), "X-A": "1"},
+    )
+    return {"status": response.status_code}
+"""
+
+
+@pytest.fixture
+def py_module(tmp_path):
+    import importlib
+    import sys
+
+    from shared.behaviors.registry import unregister
+
+    (tmp_path / f"{PY_MODULE}.py").write_text(PY_SOURCE)
+    sys.path.insert(0, str(tmp_path))
+    importlib.import_module(PY_MODULE)
+    yield tmp_path
+    sys.path.remove(str(tmp_path))
+    sys.modules.pop(PY_MODULE, None)
+    unregister("python-notify")
+
+
+def test_ctx_http_in_a_python_behavior(
+    runtime, sim, linked_account, no_default_worker, worker_factory, py_module, allowed, forbidden
+):
+    from tests.conftest import ROOT
+
+    account_id = linked_account()
+    with runtime.Session() as session:
+        token = runtime.crypto.decrypt(session.get(Account, account_id).refresh_token_enc)
+    worker_factory(
+        FORCEBOT_HTTP_ALLOW_HOSTS="127.0.0.2",
+        FORCEBOT_BEHAVIOR_MODULES=PY_MODULE,
+        PYTHONPATH=f"{ROOT}:{py_module}",
+        **FAST_ENV,
+    )
+    ok = trigger(runtime, "python-notify", {"url": allowed.url, "token": token})
+    data = wait_status(runtime, ok, ("succeeded", "failed"), timeout=60)
+    assert data["status"] == "succeeded" and data["result"] == {"status": 200}, data
+    headers = {k.lower() for k in allowed.requests[0]["headers"]}
+    assert "authorization" not in headers and "x-a" in headers  # the refresh token is stripped
+    refused = trigger(runtime, "python-notify", {"url": forbidden.url})
+    data = wait_status(runtime, refused, ("succeeded", "failed"), timeout=60)
+    assert data["status"] == "failed"
+    assert "refused by rule loopback" in data["error"]["message"]
+    assert forbidden.connections == 0
