@@ -1,0 +1,74 @@
+"""The outbox: events exist exactly when their cause committed; fan-out to subscribers."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from shared import webhooks
+from shared.linking import complete_link, start_link
+from shared.models import Service, Webhook, WebhookDelivery, WebhookEvent
+from tests.conftest import SIM_CLIENT_ID, SIM_CLIENT_SECRET
+from tests.web.linkflow import consent, query
+
+
+def _subscribe(runtime, events, enabled=True):
+    with runtime.Session.begin() as session:
+        session.add(
+            Webhook(url="https://h.example/x", events=events, enabled=enabled, secret_enc="x")
+        )
+
+
+def _count(runtime, model, *where):
+    with runtime.Session() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_emit_fans_out_to_enabled_subscribers_of_the_type(runtime):
+    _subscribe(runtime, ["run.failed"])
+    _subscribe(runtime, ["run.failed"], enabled=False)
+    _subscribe(runtime, ["run.succeeded"])
+    with runtime.Session.begin() as session:
+        webhooks.emit(session, "run.failed", {"x": 1}, order_key="run:1")
+    assert _count(runtime, WebhookEvent) == 1
+    assert _count(runtime, WebhookDelivery) == 1
+
+
+def test_a_rolled_back_cause_leaves_no_event(runtime):
+    _subscribe(runtime, ["run.failed"])
+    with pytest.raises(RuntimeError), runtime.Session.begin() as session:
+        webhooks.emit(session, "run.failed", {}, order_key="run:1")
+        raise RuntimeError("the change failed")
+    assert _count(runtime, WebhookEvent) == 0
+    assert _count(runtime, WebhookDelivery) == 0
+
+
+def test_unknown_event_types_are_a_programming_error(runtime):
+    with runtime.Session() as session, pytest.raises(ValueError):
+        webhooks.emit(session, "run.exploded", {}, order_key="x")
+
+
+def test_completing_a_link_emits_account_linked(runtime, settings, sim):
+    _subscribe(runtime, ["account.linked"])
+    with runtime.Session.begin() as session:
+        service = Service(
+            name="sim",
+            client_id=SIM_CLIENT_ID,
+            client_secret_enc=runtime.crypto.encrypt(SIM_CLIENT_SECRET),
+            login_url=sim.login_url,
+        )
+        session.add(service)
+        session.flush()
+        started = start_link(
+            session, runtime.crypto, settings.oauth_callback_url, service.id, "acme-prod"
+        )
+    result = complete_link(
+        runtime, query(consent(started.authorize_url)), redirect_uri=settings.oauth_callback_url
+    )
+    with runtime.Session() as session:
+        (event,) = session.scalars(select(WebhookEvent)).all()
+    assert event.type == "account.linked" and event.order_key == f"account:{result.account_id}"
+    assert event.data["account"]["name"] == "acme-prod"
+    assert event.data["account"]["status"] == "active"
+    assert "token" not in str(event.data).lower()
+    assert _count(runtime, WebhookDelivery) == 1
