@@ -7,7 +7,8 @@ de-duplicate on the body's `id`. Within one subscription, deliveries with the sa
 `order_key` (one run, one account, one sync) are attempted strictly one at a time, oldest
 first: only the oldest pending delivery of such a chain is ever due, so a later event waits
 behind an earlier one that is still retrying. A delivery that used all its attempts is marked
-`failed` and the chain moves on.
+`failed` and the chain moves on. Deliveries of a disabled subscription are not attempted;
+they wait, in order, until it is enabled again (or deleted with it).
 
 Retries: after a non-2xx answer, a timeout, a connection error or a refused address the next
 attempt is due after `RETRY_SCHEDULE[n]` seconds (at least the receiver's Retry-After):
