@@ -72,3 +72,35 @@ def test_completing_a_link_emits_account_linked(runtime, settings, sim):
     assert event.data["account"]["status"] == "active"
     assert "token" not in str(event.data).lower()
     assert _count(runtime, WebhookDelivery) == 1
+
+
+def test_a_webhook_host_resolving_to_a_private_address_is_refused_at_delivery(runtime, monkeypatch):
+    """Checked again at every delivery; the attempt records the rule; nothing connects."""
+    import socket
+
+    from shared.outbound import OutboundClient, Policy
+    from shared.webhooks.delivery import deliver_due
+
+    def refuse(self, address):
+        raise AssertionError(f"connect attempted to {address}")
+
+    with runtime.Session.begin() as session:
+        session.add(
+            Webhook(
+                url="https://hooks.example.test/in",
+                events=["run.failed"],
+                secret_enc=runtime.crypto.encrypt("whsec_x"),
+            )
+        )
+    with runtime.Session.begin() as session:
+        webhooks.emit(session, "run.failed", {}, order_key="run:1")
+    monkeypatch.setattr(socket.socket, "connect", refuse)  # after the database is reached
+    policy = Policy(allow_loopback=True, resolver=lambda host, port: ["169.254.169.254"])
+    delivered = deliver_due(runtime, client_for=lambda: OutboundClient(policy, max_attempts=1))
+    monkeypatch.undo()
+    assert delivered == 0
+    with runtime.Session() as session:
+        (delivery,) = session.scalars(select(WebhookDelivery)).all()
+        assert delivery.status == "pending" and delivery.attempts == 1
+        assert "refused by rule metadata" in delivery.last_error
+        assert delivery.attempt_rows[0].status_code is None

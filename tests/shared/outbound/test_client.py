@@ -224,3 +224,21 @@ def test_retries_run_out_as_a_retryable_error(allowed):
         make_client().request("GET", allowed.url)
     assert info.value.retryable and info.value.status == 503
     assert len(allowed.requests) == 3
+
+
+def test_timeouts_are_retried_then_raised_as_retryable():
+    """A listener that accepts and never answers: three sends, then a retryable error."""
+    from shared.salesforce.errors import TransportError
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.2", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    client = make_client()
+    try:
+        with pytest.raises(TransportError) as info:
+            client.request("GET", f"http://127.0.0.2:{port}/slow", timeout=0.3)
+    finally:
+        listener.close()
+    assert info.value.retryable and info.value.error_code == "timeout"
+    assert len(client.sleeps) == 2
