@@ -34,7 +34,7 @@ EventType = Literal[
 assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
 
 
-def _check_url(url: str) -> str:
+def check_webhook_url(url: str) -> str:
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http"):
@@ -71,7 +71,7 @@ class WebhookCreate(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _check_url(value)
+        return check_webhook_url(value)
 
 
 class WebhookUpdate(BaseModel):
@@ -87,7 +87,7 @@ class WebhookUpdate(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        return None if value is None else _check_url(value)
+        return None if value is None else check_webhook_url(value)
 
 
 class WebhookInvalid(ValueError):

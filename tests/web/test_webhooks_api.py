@@ -86,7 +86,10 @@ def test_routes_are_in_the_openapi_document(api):
     spec = api.get("/openapi.json").get_json()
     assert {"post", "get"} <= set(spec["paths"]["/webhooks"])
     assert "post" in spec["paths"]["/webhooks/{webhook_id}/test"]
-    assert "url" in spec["components"]["schemas"]["WebhookInput"]["properties"]
+    schemas = spec["components"]["schemas"]
+    assert {"url", "events", "enabled"} <= set(schemas["WebhookIn"]["properties"])
+    assert "secret" in schemas["WebhookCreated"]["properties"]
+    assert "secret" not in schemas["WebhookOut"]["properties"]
 
 
 # ------------------------------------------------------------------ http.request definitions

@@ -1,17 +1,21 @@
-"""/api/v1/webhooks: subscriptions (secret shown once), test pings, deliveries, redelivery."""
+"""/api/v1/webhooks: subscriptions (secret shown once), test pings, deliveries, redelivery.
+
+The body models here are the API's contract; `shared.webhooks.subscriptions` applies the
+same rules (one URL check, `check_webhook_url`) for the page.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from flask import jsonify
+from pydantic import Field, field_validator
 from sqlalchemy import select
 
 from shared.models import Webhook, WebhookDelivery
 from shared.webhooks.subscriptions import (
-    WebhookCreate,
+    EventType,
     WebhookInvalid,
-    WebhookUpdate,
+    check_webhook_url,
     create_webhook,
     delivery_to_dict,
     recent_deliveries,
@@ -23,114 +27,177 @@ from shared.webhooks.subscriptions import (
 from web.api import api
 
 from ..db import db, runtime
-from .errors import ApiError, get_or_404, json_body, validation_error
-from .openapi import document, schema
+from .contract import Body, Reply, operation
+from .errors import ApiError, get_or_404, validation_error
 
-WEBHOOK_INPUT = schema("WebhookInput", WebhookCreate.model_json_schema())
-WEBHOOK_PATCH = schema("WebhookPatch", WebhookUpdate.model_json_schema())
-WEBHOOK = schema(
-    "Webhook",
-    {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "url": {"type": "string"},
-            "events": {"type": "array", "items": {"type": "string"}},
-            "enabled": {"type": "boolean"},
-            "description": {"type": ["string", "null"]},
-            "deliveries": {"type": "object"},
-            "secret": {"type": "string", "description": "only in the answer to POST"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "updated_at": {"type": "string", "format": "date-time"},
-        },
-    },
-)
-DELIVERY = schema(
-    "WebhookDelivery",
-    {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "webhook_id": {"type": "integer"},
-            "event": {"type": "object"},
-            "status": {"type": "string", "enum": ["pending", "delivered", "failed"]},
-            "attempts": {"type": "integer"},
-            "response_code": {"type": ["integer", "null"]},
-            "last_error": {"type": ["string", "null"]},
-            "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
-            "delivered_at": {"type": ["string", "null"], "format": "date-time"},
-            "attempt_log": {"type": "array", "items": {"type": "object"}},
-        },
-    },
-)
-ID_PARAM = [{"name": "webhook_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+Url = Annotated[
+    str,
+    Field(max_length=2000, description="https, or plain http to a loopback receiver"),
+]
+Events = Annotated[list[EventType], Field(min_length=1, max_length=6)]
+Description = Annotated[str, Field(max_length=500)]
 
 
-def _invalid(exc: WebhookInvalid) -> ApiError:
-    db().rollback()
-    return validation_error(exc.problems)
+class WebhookIn(Body):
+    url: Url
+    events: Events
+    enabled: bool = True
+    description: Description | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_webhook_url(value)
 
 
-@api.post("/webhooks")
-def create_webhook_api() -> Any:
+class WebhookChange(Body):
+    """Only the fields sent change."""
+
+    url: Url | None = None
+    events: Events | None = None
+    enabled: bool | None = None
+    description: Description | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_webhook_url(value)
+
+
+class DeliveryCounts(Reply):
+    pending: int
+    delivered: int
+    failed: int
+
+
+class WebhookOut(Reply):
+    id: int
+    url: str
+    events: list[str]
+    enabled: bool
+    description: str | None
+    deliveries: DeliveryCounts
+    created_at: str = Field(json_schema_extra={"format": "date-time"})
+    updated_at: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="the signing secret; shown in this answer only")
+
+
+class WebhookList(Reply):
+    webhooks: list[WebhookOut]
+
+
+class EventRef(Reply):
+    id: str
+    type: str
+    created_at: str
+
+
+class AttemptOut(Reply):
+    number: int
+    at: str
+    duration_ms: int | None
+    response_code: int | None
+    error: str | None
+
+
+class DeliveryOut(Reply):
+    id: int
+    webhook_id: int
+    event: EventRef
+    status: str = Field(json_schema_extra={"enum": ["pending", "delivered", "failed"]})
+    attempts: int
+    response_code: int | None
+    last_error: str | None
+    next_attempt_at: str | None
+    delivered_at: str | None
+    created_at: str
+    attempt_log: list[AttemptOut]
+
+
+class DeliveryList(Reply):
+    deliveries: list[DeliveryOut]
+
+
+class Deleted(Reply):
+    deleted: bool
+
+
+def _sent(body: Body) -> dict[str, Any]:
+    return body.model_dump(include=body.model_fields_set)
+
+
+@operation(api, "POST", "/webhooks", "Subscribe a URL to events (the secret is shown once)",
+           body=WebhookIn, response=WebhookCreated, status=201)  # fmt: skip
+def create_webhook_api(*, body: WebhookIn) -> Any:
     session = db()
     try:
-        webhook, secret = create_webhook(session, runtime().crypto, json_body())
+        webhook, secret = create_webhook(session, runtime().crypto, body.model_dump())
     except WebhookInvalid as exc:
-        raise _invalid(exc) from None
+        session.rollback()
+        raise validation_error(exc.problems) from None
     session.commit()
-    return jsonify({**webhook_to_dict(session, webhook), "secret": secret}), 201
+    return {**webhook_to_dict(session, webhook), "secret": secret}
 
 
-@api.get("/webhooks")
+@operation(api, "GET", "/webhooks", "List webhook subscriptions", response=WebhookList)
 def list_webhooks() -> Any:
     session = db()
     rows = session.scalars(select(Webhook).order_by(Webhook.id)).all()
-    return jsonify({"webhooks": [webhook_to_dict(session, w) for w in rows]})
+    return {"webhooks": [webhook_to_dict(session, w) for w in rows]}
 
 
-@api.get("/webhooks/<int:webhook_id>")
+@operation(api, "GET", "/webhooks/<int:webhook_id>", "Get a subscription", response=WebhookOut)
 def get_webhook(webhook_id: int) -> Any:
-    return jsonify(webhook_to_dict(db(), get_or_404(Webhook, webhook_id, "webhook")))
+    return webhook_to_dict(db(), get_or_404(Webhook, webhook_id, "webhook"))
 
 
-@api.patch("/webhooks/<int:webhook_id>")
-def update_webhook_api(webhook_id: int) -> Any:
+@operation(api, "PATCH", "/webhooks/<int:webhook_id>", "Change a subscription",
+           body=WebhookChange, response=WebhookOut)  # fmt: skip
+def update_webhook_api(webhook_id: int, *, body: WebhookChange) -> Any:
     session = db()
     webhook = get_or_404(Webhook, webhook_id, "webhook")
     try:
-        update_webhook(session, webhook, json_body())
+        update_webhook(session, webhook, _sent(body))
     except WebhookInvalid as exc:
-        raise _invalid(exc) from None
+        session.rollback()
+        raise validation_error(exc.problems) from None
     session.commit()
-    return jsonify(webhook_to_dict(session, webhook))
+    return webhook_to_dict(session, webhook)
 
 
-@api.delete("/webhooks/<int:webhook_id>")
+@operation(api, "DELETE", "/webhooks/<int:webhook_id>",
+           "Delete a subscription and its deliveries", response=Deleted)  # fmt: skip
 def delete_webhook_api(webhook_id: int) -> Any:
     session = db()
     session.delete(get_or_404(Webhook, webhook_id, "webhook"))
     session.commit()
-    return jsonify({"deleted": True})
+    return {"deleted": True}
 
 
-@api.post("/webhooks/<int:webhook_id>/test")
+@operation(api, "POST", "/webhooks/<int:webhook_id>/test", "Queue a ping to this subscription",
+           response=DeliveryOut, status=202)  # fmt: skip
 def test_webhook_api(webhook_id: int) -> Any:
     session = db()
     delivery = send_test(session, get_or_404(Webhook, webhook_id, "webhook"))
     session.commit()
-    return jsonify(delivery_to_dict(delivery)), 202
+    return delivery_to_dict(delivery)
 
 
-@api.get("/webhooks/<int:webhook_id>/deliveries")
+@operation(api, "GET", "/webhooks/<int:webhook_id>/deliveries",
+           "Recent deliveries (newest first) and their attempts",
+           response=DeliveryList)  # fmt: skip
 def list_deliveries(webhook_id: int) -> Any:
     session = db()
     get_or_404(Webhook, webhook_id, "webhook")
-    rows = recent_deliveries(session, webhook_id)
-    return jsonify({"deliveries": [delivery_to_dict(d) for d in rows]})
+    return {"deliveries": [delivery_to_dict(d) for d in recent_deliveries(session, webhook_id)]}
 
 
-@api.post("/webhooks/<int:webhook_id>/deliveries/<int:delivery_id>/redeliver")
+@operation(api, "POST", "/webhooks/<int:webhook_id>/deliveries/<int:delivery_id>/redeliver",
+           "Send a delivery's event again (as a new delivery, due now)",
+           response=DeliveryOut, status=202)  # fmt: skip
 def redeliver_api(webhook_id: int, delivery_id: int) -> Any:
     session = db()
     delivery = get_or_404(WebhookDelivery, delivery_id, "delivery")
@@ -138,31 +205,4 @@ def redeliver_api(webhook_id: int, delivery_id: int) -> Any:
         raise ApiError(404, "not_found", "delivery not found")
     again = redeliver(session, delivery)
     session.commit()
-    return jsonify(delivery_to_dict(again)), 202
-
-
-_LIST = {"type": "object", "properties": {"webhooks": {"type": "array", "items": WEBHOOK}}}
-_DELIVERIES = {"type": "object", "properties": {"deliveries": {"type": "array", "items": DELIVERY}}}
-document("/webhooks", "POST", "Subscribe a URL to events (the secret is shown once)",
-         request=WEBHOOK_INPUT, response=WEBHOOK, status=201)  # fmt: skip
-document("/webhooks", "GET", "List webhook subscriptions", response=_LIST)
-document("/webhooks/{webhook_id}", "GET", "Get a subscription", response=WEBHOOK, params=ID_PARAM)
-document("/webhooks/{webhook_id}", "PATCH", "Change a subscription", request=WEBHOOK_PATCH,
-         response=WEBHOOK, params=ID_PARAM)  # fmt: skip
-document("/webhooks/{webhook_id}", "DELETE", "Delete a subscription and its deliveries",
-         params=ID_PARAM)  # fmt: skip
-document("/webhooks/{webhook_id}/test", "POST", "Queue a ping to this subscription",
-         response=DELIVERY, status=202, params=ID_PARAM)  # fmt: skip
-document("/webhooks/{webhook_id}/deliveries", "GET", "Recent deliveries, newest first",
-         response=_DELIVERIES, params=ID_PARAM)  # fmt: skip
-document(
-    "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
-    "POST",
-    "Send a delivery's event again (a new delivery)",
-    response=DELIVERY,
-    status=202,
-    params=[
-        *ID_PARAM,
-        {"name": "delivery_id", "in": "path", "required": True, "schema": {"type": "integer"}},
-    ],
-)
+    return delivery_to_dict(again)
