@@ -218,3 +218,37 @@ def test_order_is_kept_per_run_while_an_earlier_event_retries(runtime, deliverin
     assert order == [1, 1, 1, 2]
     with runtime.Session() as session:
         assert session.get(Webhook, webhook_id).enabled
+
+
+def test_needs_reauth_is_one_event_even_if_the_worker_is_killed_before_delivery(
+    runtime, settings, sim, linked_account, no_default_worker, worker_factory, receiver
+):
+    linked_account()
+    webhook_id, _ = subscribe(runtime, receiver.url, ["account.needs_reauth", "run.failed"])
+    save(
+        runtime,
+        "name: list-cases\naccount: acme-prod\nsteps:\n"
+        "  - {id: cases, action: salesforce.query, soql: SELECT Id FROM Case}\n",
+    )
+    sim.control.revoke_refresh_tokens()
+    sim.control.expire_sessions()
+    victim = worker_factory(name="victim", **WEBHOOK_ENV)  # no beat: nothing is delivered yet
+    wait_status(runtime, trigger(runtime, "list-cases", {}), "failed", timeout=60)
+    victim.kill()
+    assert sorted(d[:2] for d in deliveries(runtime, webhook_id)) == [
+        ("account.needs_reauth", "pending"),
+        ("run.failed", "pending"),
+    ]
+    worker_factory(name="heir", **WEBHOOK_ENV)
+    beat = BeatProcess({**settings_env(settings), **WEBHOOK_ENV})
+    try:
+        poll(
+            lambda: all(d[1] == "delivered" for d in deliveries(runtime, webhook_id)) or None,
+            60,
+            0.2,
+            message="both delivered by the new worker",
+        )
+    finally:
+        beat.stop()
+    types = sorted(json.loads(r["body"])["type"] for r in receiver.requests)
+    assert types == ["account.needs_reauth", "run.failed"]
