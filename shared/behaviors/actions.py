@@ -113,6 +113,23 @@ def outbound_request(params: dict[str, Any], client: OutboundClient) -> dict[str
     return _output(response)
 
 
+class GuardedHttp:
+    """`ctx.http` in Python behaviors: the outbound client; a refusal fails the step with
+    code `outbound_refused`, as it does for `http.request` with `account: none`."""
+
+    def __init__(self, client: OutboundClient) -> None:
+        self._client = client
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """`OutboundClient.request`: params, headers, json, data, timeout, follow_redirects."""
+        from shared.outbound import Refused
+
+        try:
+            return self._client.request(method, url, **kwargs)
+        except Refused as exc:
+            raise ActionError("outbound_refused", exc.message) from None
+
+
 def _output(response: requests.Response) -> dict[str, Any]:
     content_type = response.headers.get("Content-Type", "")
     body_out: Any = response.text

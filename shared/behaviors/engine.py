@@ -25,7 +25,7 @@ from jinja2.sandbox import SecurityError
 from shared.salesforce import errors
 
 from . import templates
-from .actions import CLIENT_ACTIONS, ActionError, is_no_account, outbound_request
+from .actions import CLIENT_ACTIONS, ActionError, GuardedHttp, is_no_account, outbound_request
 from .store import LoadedBehavior
 
 if TYPE_CHECKING:
@@ -359,8 +359,9 @@ class PythonContext:
 
     @property
     def http(self) -> Any:
-        """A shared.outbound client: any URL the SSRF guard allows, never a credential."""
-        return self._execution.outbound()
+        """Outbound HTTP (`.request(method, url, ...)`): any URL the SSRF guard allows, never a
+        Salesforce credential; a refusal fails the run with code outbound_refused."""
+        return GuardedHttp(self._execution.outbound())
 
     def should_stop(self) -> bool:
         """True when a cancel was requested: long loops should return early."""

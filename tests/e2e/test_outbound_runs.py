@@ -160,5 +160,6 @@ def test_ctx_http_in_a_python_behavior(
     refused = trigger(runtime, "python-notify", {"url": forbidden.url})
     data = wait_status(runtime, refused, ("succeeded", "failed"), timeout=60)
     assert data["status"] == "failed"
+    assert data["error"]["code"] == "outbound_refused"
     assert "refused by rule loopback" in data["error"]["message"]
     assert forbidden.connections == 0
