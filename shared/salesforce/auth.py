@@ -39,8 +39,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-JIT_MARGIN = timedelta(minutes=15)  # refresh before a call when less than this remains
-DUE_MARGIN = timedelta(minutes=20)  # the beat task refreshes tokens expiring within this
+# Margins are the most we refresh ahead; a short-lived token uses a share of its lifetime
+# instead, or a 15-minute session (the shortest Salesforce allows) would be "expiring" from
+# the moment it is issued and every call would refresh it.
+JIT_MARGIN = timedelta(minutes=15)  # refresh before a call when less than this remains...
+JIT_SHARE = 0.25  # ...or less than this share of the token's lifetime
+DUE_MARGIN = timedelta(minutes=20)  # the beat task refreshes tokens expiring within this...
+DUE_SHARE = 1 / 3  # ...or this share of the lifetime (ahead of the just-in-time check)
 DAILY_REFRESH = timedelta(hours=24)  # ...and every account not refreshed for this long
 LOCK_TTL_SECONDS = 60.0  # well above the grant's timeout, so only a stalled holder loses it
 LOCK_WAIT_SECONDS = 45.0
@@ -67,16 +72,36 @@ class TokenState:
     last_refresh_at: datetime | None
     token_issued_at: datetime | None
 
-    def expiring(self, margin: timedelta, now: datetime | None = None) -> bool:
+    @property
+    def lifetime(self) -> timedelta | None:
+        """How long the current token was issued for, if both ends are known."""
+        if self.expires_at is None or self.token_issued_at is None:
+            return None
+        lifetime = _aware(self.expires_at) - _aware(self.token_issued_at)
+        return lifetime if lifetime > timedelta(0) else None
+
+    def margin(self, margin: timedelta, share: float = JIT_SHARE) -> timedelta:
+        """`margin`, or `share` of the token's lifetime when that is smaller."""
+        lifetime = self.lifetime
+        return margin if lifetime is None else min(margin, lifetime * share)
+
+    def expiring(
+        self, margin: timedelta, now: datetime | None = None, *, share: float = JIT_SHARE
+    ) -> bool:
+        """Less than `self.margin(margin, share)` remains (always true without an expiry)."""
         if self.expires_at is None:
             return True
-        return _aware(self.expires_at) - (now or utcnow()) < margin
+        return _aware(self.expires_at) - (now or utcnow()) < self.margin(margin, share)
 
     def due(self, now: datetime | None = None) -> bool:
         """Due for the beat task: near expiry, or not refreshed for a day."""
         now = now or utcnow()
         last = self.last_refresh_at or self.token_issued_at
-        return self.expiring(DUE_MARGIN, now) or last is None or now - _aware(last) > DAILY_REFRESH
+        return (
+            self.expiring(DUE_MARGIN, now, share=DUE_SHARE)
+            or last is None
+            or now - _aware(last) > DAILY_REFRESH
+        )
 
 
 def _aware(value: datetime) -> datetime:
@@ -115,7 +140,7 @@ def load_state(runtime: Runtime, account_id: int) -> TokenState:
                 _aware(account.quota_exhausted_until) if account.quota_exhausted_until else None
             ),
             last_refresh_at=account.last_refresh_at,
-            token_issued_at=account.token_issued_at,
+            token_issued_at=(_aware(account.token_issued_at) if account.token_issued_at else None),
         )
 
 

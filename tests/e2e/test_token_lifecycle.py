@@ -14,7 +14,7 @@ import requests
 from shared.accounts import apply_token_response
 from shared.models import Account, Service, utcnow
 from shared.salesforce import NeedsReauth, SalesforceClient
-from shared.salesforce.auth import TokenManager, store_refreshed
+from shared.salesforce.auth import TokenManager, refresh_account, store_refreshed
 from tests.conftest import poll, sim_token_response
 from tests.shared.salesforce.support import account_row
 from worker.celery_app import celery, use_broker
@@ -79,7 +79,9 @@ def test_fifty_concurrent_calls_on_expired_session_cause_one_refresh(
 def test_token_ten_minutes_from_expiry_is_refreshed_before_use(sim, runtime, linked_account):
     account_id = linked_account()
     with runtime.Session.begin() as session:
-        session.get(Account, account_id).token_expires_at = utcnow() + timedelta(minutes=10)
+        account = session.get(Account, account_id)  # a 2-hour token with 10 minutes left
+        account.token_issued_at = utcnow() - timedelta(minutes=110)
+        account.token_expires_at = utcnow() + timedelta(minutes=10)
     before = account_row(runtime, account_id)
     sim.control.clear_log()
 
@@ -266,3 +268,24 @@ def test_invalid_grant_after_sibling_rotated_rereads_instead_of_needs_reauth(
     # And the stored (rotated) token keeps working.
     sim.control.expire_sessions()
     assert SalesforceClient.for_account(runtime, account_id).limits()
+
+
+def test_fifteen_minute_session_over_100_calls_makes_one_grant(sim, runtime, linked_account):
+    account_id = linked_account(service_name="short-sessions", session_timeout_minutes=15)
+    # The linked token has one minute of its fifteen left: the first call must refresh it.
+    with runtime.Session.begin() as session:
+        account = session.get(Account, account_id)
+        account.token_issued_at = utcnow() - timedelta(minutes=14)
+        account.token_expires_at = utcnow() + timedelta(minutes=1)
+    sim.control.reset_counters()
+
+    for _ in range(100):  # a new client per call, as separate runs would
+        SalesforceClient.for_account(runtime, account_id).limits()
+    # The beat's check under the lock finds the fresh 15-minute token not due either.
+    assert refresh_account(runtime, account_id, force=False) is False
+
+    assert sim.control.counters()["refresh_grants"] == 1
+    after = account_row(runtime, account_id)
+    assert after.refresh_count == 1
+    lifetime = after.token_expires_at - after.token_issued_at
+    assert lifetime == timedelta(minutes=15)

@@ -31,7 +31,9 @@ def test_refresh_due_refreshes_expiring_and_day_old_accounts_only(
     day_old = linked_account(name="day-old", service_name="s2")
     fresh = linked_account(name="fresh", service_name="s3")
     with runtime.Session.begin() as session:
-        session.get(Account, expiring).token_expires_at = utcnow() + timedelta(minutes=12)
+        account = session.get(Account, expiring)  # a 2-hour token with 12 minutes left
+        account.token_issued_at = utcnow() - timedelta(minutes=108)
+        account.token_expires_at = utcnow() + timedelta(minutes=12)
         session.get(Account, day_old).last_refresh_at = utcnow() - timedelta(hours=25)
         session.get(Account, fresh).last_refresh_at = utcnow() - timedelta(hours=1)
     configure(settings, runtime)
