@@ -7,6 +7,16 @@ that token. The write itself is a compare-and-swap on `token_version`
 (`UPDATE ... WHERE token_version = :seen`), so a holder whose lock expired mid-refresh can
 never overwrite a newer token. No database transaction is held across an HTTP call.
 
+The lock is a lease, renewed to its full length before each step of the holder's work (the
+grant, the introspection, the write), and each step's timeout is below the lease: a holder
+that keeps working keeps the lock. Only a holder stalled past its lease (a paused or starved
+process) loses it. Because such a holder may already have spent the refresh token on a
+rotating grant, every holder also announces its grant in a per-account Redis set for
+`lock_ttl + 2 * timeout`; a caller that gets `invalid_grant` waits until no other announced
+grant is outstanding (or the row moved on) before it re-reads the row and, only if nothing
+changed, marks the account `needs_reauth`. A holder stalled for longer than that window can
+still lose its rotated token; then the account needs relinking, as before.
+
 The refresh grant's body is built by oauthlib; we send it ourselves rather than through
 `OAuth2Session.refresh_token`, whose https check can only be relaxed process-wide (we allow
 plain http for loopback hosts only), and which copies the old refresh token into a response
@@ -16,6 +26,8 @@ without one (hiding whether Salesforce rotated it).
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,9 +59,11 @@ JIT_SHARE = 0.25  # ...or less than this share of the token's lifetime
 DUE_MARGIN = timedelta(minutes=20)  # the beat task refreshes tokens expiring within this...
 DUE_SHARE = 1 / 3  # ...or this share of the lifetime (ahead of the just-in-time check)
 DAILY_REFRESH = timedelta(hours=24)  # ...and every account not refreshed for this long
-LOCK_TTL_SECONDS = 60.0  # well above the grant's timeout, so only a stalled holder loses it
+GRANT_TIMEOUT_SECONDS = 20.0  # each HTTP call's timeout (the grant, the introspection)
+# Renewed before each step; above the sum of both calls' timeouts and the write, so even an
+# unrenewed lease outlives a holder that is slow but not stalled.
+LOCK_TTL_SECONDS = 2 * GRANT_TIMEOUT_SECONDS + 20.0
 LOCK_WAIT_SECONDS = 45.0
-GRANT_TIMEOUT_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -334,6 +348,16 @@ class TokenManager:
     def lock_name(self) -> str:
         return f"forcebot:sf:refresh-lock:{self.account_id}"
 
+    @property
+    def grants_name(self) -> str:
+        """A sorted set of the grants in flight for this account: member -> Redis-time expiry."""
+        return f"forcebot:sf:refresh-grants:{self.account_id}"
+
+    @property
+    def grant_window(self) -> float:
+        """How long an announced grant counts as in flight (its holder may still be writing)."""
+        return self.lock_ttl + 2 * self.timeout
+
     def state(self, *, reload: bool = False) -> TokenState:
         if self._state is None or reload:
             self._state = load_state(self.runtime, self.account_id)
@@ -372,7 +396,7 @@ class TokenManager:
                 error_code="refresh_lock_busy",
             )
         try:
-            return self._refresh_locked(seen_version, force=force, margin=margin)
+            return self._refresh_locked(lock, seen_version, force=force, margin=margin)
         finally:
             try:
                 lock.release()
@@ -380,8 +404,47 @@ class TokenManager:
                 # Our lease ran out mid-refresh; the fencing check already protected the row.
                 log.warning("account=%s refresh_lock=expired", self.account_id)
 
+    def _renew(self, lock: Any, step: str) -> bool:
+        """Renew the lease to its full length before `step`; False if it was already lost."""
+        try:
+            lock.extend(self.lock_ttl, replace_ttl=True)
+            return True
+        except LockError:
+            log.warning("account=%s refresh_lock=lost before=%s", self.account_id, step)
+            return False
+
+    def _redis_now(self) -> float:
+        seconds, micros = self.runtime.redis.time()  # one clock for every host
+        return float(seconds) + micros / 1e6
+
+    def _announce_grant(self, member: str) -> None:
+        redis = self.runtime.redis
+        pipe = redis.pipeline()
+        pipe.zadd(self.grants_name, {member: self._redis_now() + self.grant_window})
+        pipe.expire(self.grants_name, int(self.grant_window) + 1)
+        pipe.execute()
+
+    def _withdraw_grant(self, member: str) -> None:
+        try:
+            self.runtime.redis.zrem(self.grants_name, member)
+        except Exception:  # noqa: BLE001 - the entry expires by itself; never mask the outcome
+            log.warning("account=%s refresh_grant=not_withdrawn", self.account_id)
+
+    def _await_other_grants(self, lock: Any, member: str, version: int) -> None:
+        """Wait while another announced grant may still store a rotated token (bounded)."""
+        redis = self.runtime.redis
+        deadline = time.monotonic() + self.grant_window
+        while time.monotonic() < deadline:
+            redis.zremrangebyscore(self.grants_name, "-inf", self._redis_now())
+            others = [m for m in redis.zrange(self.grants_name, 0, -1) if _text(m) != member]
+            if not others or self.state(reload=True).version != version:
+                return
+            log.info("account=%s invalid_grant=waiting_for_other_holder", self.account_id)
+            self._renew(lock, "recheck")
+            time.sleep(0.1)
+
     def _refresh_locked(
-        self, seen_version: int | None, *, force: bool, margin: timedelta
+        self, lock: Any, seen_version: int | None, *, force: bool, margin: timedelta
     ) -> TokenState:
         state = self.state(reload=True)
         if state.status == NEEDS_REAUTH:
@@ -395,6 +458,24 @@ class TokenManager:
         creds = _load_credentials(self.runtime, self.account_id)
         if not creds.refresh_token:
             return self._mark_needs_reauth(creds.version, "no refresh token is stored; link again")
+        if not self._renew(lock, "grant"):
+            # Another holder may be spending the same refresh token right now: don't race it.
+            latest = self.state(reload=True)
+            if seen_version is not None and latest.version != seen_version:
+                return latest
+            raise TransportError(
+                "lost the refresh lock before the grant; try again",
+                error_code="refresh_lock_busy",
+            )
+        member = uuid.uuid4().hex
+        self._announce_grant(member)
+        try:
+            return self._grant_and_store(lock, creds, member)
+        finally:
+            self._withdraw_grant(member)
+
+    def _grant_and_store(self, lock: Any, creds: _Credentials, member: str) -> TokenState:
+        assert creds.refresh_token is not None
         try:
             token = refresh_grant(
                 self.http,
@@ -406,7 +487,9 @@ class TokenManager:
                 on_exchange=self.on_exchange,
             )
         except InvalidGrant as exc:
-            # A sibling whose lock lease ran out may have just rotated the refresh token.
+            # A sibling whose lock lease ran out may have just rotated the refresh token, and
+            # may still be writing it: wait for its grant to end before judging the row.
+            self._await_other_grants(lock, member, creds.version)
             latest = self.state(reload=True)
             if latest.version != creds.version and latest.status == ACTIVE:
                 return latest
@@ -416,7 +499,8 @@ class TokenManager:
             log.warning("account=%s refresh=failed code=%s", self.account_id, exc.error_code)
             raise
         expires_at = None
-        if creds.use_introspection:
+        if creds.use_introspection and self._renew(lock, "introspect"):
+            # (A lost lease skips the sharper expiry; the session timeout still bounds it.)
             try:
                 expires_at = introspect_expiry(
                     self.http,
@@ -430,6 +514,7 @@ class TokenManager:
             except SalesforceError as exc:
                 # The session timeout still gives a safe expiry; introspection only sharpens it.
                 log.warning("account=%s introspect=failed code=%s", self.account_id, exc.error_code)
+        self._renew(lock, "store")  # lost or not, the compare-and-swap decides
         stored = store_refreshed(
             self.runtime,
             self.account_id,
@@ -458,6 +543,10 @@ class TokenManager:
         log.warning("account=%s status=needs_reauth", self.account_id)
         self._state = None
         raise NeedsReauth(reason, error_code="needs_reauth")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def refresh_account(

@@ -289,3 +289,108 @@ def test_fifteen_minute_session_over_100_calls_makes_one_grant(sim, runtime, lin
     assert after.refresh_count == 1
     lifetime = after.token_expires_at - after.token_issued_at
     assert lifetime == timedelta(minutes=15)
+
+
+def _concurrent_refreshes(runtime: Any, account_id: int, n: int, **manager: Any) -> list[Any]:
+    """`n` callers that all saw the current version fail, each in its own thread."""
+    seen = account_row(runtime, account_id).token_version
+    outcomes: list[Any] = [None] * n
+
+    def call(index: int) -> None:
+        try:
+            outcomes[index] = TokenManager(runtime, account_id, **manager).refresh(
+                seen_version=seen
+            )
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return outcomes
+
+
+def test_grant_and_introspection_slower_than_the_lease_keep_the_rotated_token(
+    sim, runtime, linked_account
+):
+    # Each call takes 3 s and the lease is 5 s: together they outlast one lease, so only a
+    # holder that renews its lease before each call keeps the lock until it has stored.
+    account_id = linked_account(use_introspection=True)
+    sim.control.set_rotation(True)
+    sim.control.expire_sessions()
+    sim.control.reset_counters()
+    for prefix in ("/services/oauth2/token", "/services/oauth2/introspect"):
+        sim.control.add_fault(prefix, count=1, status=None, delay_seconds=3.0)
+
+    outcomes = _concurrent_refreshes(runtime, account_id, 20, lock_ttl=5.0, timeout=4.5)
+
+    assert [o for o in outcomes if isinstance(o, Exception)] == []
+    account = account_row(runtime, account_id)
+    assert account.status == "active" and account.consecutive_refresh_failures == 0
+    counters = sim.control.counters()
+    assert counters["refresh_grants"] == 1 and counters["rejected_refreshes"] == 0
+    token = runtime.crypto.decrypt(account.access_token_enc)
+    assert {o.access_token for o in outcomes} == {token}
+    sim.control.expire_sessions()  # and the rotated refresh token is the one stored
+    assert SalesforceClient.for_account(runtime, account_id).limits()
+
+
+class StallAfterGrant(requests.Session):
+    """Holds the token *response* until released: the grant (and rotation) happened at
+    Salesforce, and the holder is paused before it could store the new tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        response = super().request(method, url, *args, **kwargs)
+        if url.endswith("/services/oauth2/token"):
+            self.reached.set()
+            assert self.release.wait(30)
+        return response
+
+
+def test_invalid_grant_waits_for_a_stalled_holder_instead_of_needs_reauth(
+    sim, runtime, linked_account
+):
+    account_id = linked_account()
+    sim.control.set_rotation(True)
+    sim.control.reset_counters()
+    http = StallAfterGrant()
+    stalled = TokenManager(runtime, account_id, http=http, lock_ttl=0.3)
+    held: dict = {}
+    holder = threading.Thread(target=lambda: held.update(state=stalled.refresh(force=True)))
+    holder.start()
+    assert http.reached.wait(10)
+    poll(lambda: not runtime.redis.exists(stalled.lock_name), timeout=5, message="lease lapse")
+
+    # The sibling takes the free lock and spends the old (now rotated) refresh token.
+    sibling = TokenManager(runtime, account_id)
+    got: dict = {}
+
+    def run_sibling() -> None:
+        try:
+            got["state"] = sibling.refresh(force=True)
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            got["error"] = exc
+
+    thread = threading.Thread(target=run_sibling)
+    thread.start()
+    poll(lambda: sim.control.counters()["rejected_refreshes"] == 1, message="invalid_grant")
+    # The stalled holder is still inside its grant: the account must not be marked now.
+    assert thread.is_alive() and account_row(runtime, account_id).status == "active"
+
+    http.release.set()
+    holder.join(30)
+    thread.join(30)
+    assert "error" not in got and stalled.refreshed
+    account = account_row(runtime, account_id)
+    assert account.status == "active" and account.consecutive_refresh_failures == 0
+    token = runtime.crypto.decrypt(account.access_token_enc)
+    assert got["state"].access_token == held["state"].access_token == token
+    sim.control.expire_sessions()
+    assert SalesforceClient.for_account(runtime, account_id).limits()
