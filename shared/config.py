@@ -148,6 +148,11 @@ class Settings:
     http_allow_hosts: tuple[str, ...] = ()
     # FORCEBOT_WEBHOOK_RETRY_SCALE: multiplies the webhook retry schedule (tests use 0.01)
     webhook_retry_scale: float = 1.0
+    # Celery's per-task limits (seconds): the soft one raises SoftTimeLimitExceeded inside the
+    # task, the hard one kills the pool process. A last resort behind the run's own deadline
+    # and the template limits; a behavior's timeout_seconds above the soft limit is cut to it.
+    task_soft_time_limit: int = 3600
+    task_time_limit: int = 3660
     # True when FORCEBOT_REDIS_URL is unset: `forcebot up` owns an embedded Redis, and
     # `redis_url` (if any) is the one a running `up` published in the instance directory.
     redis_is_embedded: bool = False
@@ -237,6 +242,18 @@ class Settings:
         max_attempts = _parse_int(
             "FORCEBOT_RUN_MAX_ATTEMPTS", get("FORCEBOT_RUN_MAX_ATTEMPTS") or "5", 1
         )
+        soft_limit = _parse_int(
+            "FORCEBOT_TASK_SOFT_TIME_LIMIT", get("FORCEBOT_TASK_SOFT_TIME_LIMIT") or "3600", 1
+        )
+        hard_limit = _parse_int(
+            "FORCEBOT_TASK_TIME_LIMIT", get("FORCEBOT_TASK_TIME_LIMIT") or str(soft_limit + 60), 1
+        )
+        if hard_limit <= soft_limit:
+            raise ConfigError(
+                "FORCEBOT_TASK_TIME_LIMIT",
+                f"expected more seconds than FORCEBOT_TASK_SOFT_TIME_LIMIT ({soft_limit})",
+                str(hard_limit),
+            )
         log_level = (get("FORCEBOT_LOG_LEVEL") or "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("FORCEBOT_LOG_LEVEL", "expected DEBUG, INFO, WARNING or ERROR")
@@ -270,6 +287,8 @@ class Settings:
             log_level=log_level,
             http_allow_hosts=http_allow_hosts,
             webhook_retry_scale=webhook_retry_scale,
+            task_soft_time_limit=soft_limit,
+            task_time_limit=hard_limit,
         )
 
 

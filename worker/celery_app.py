@@ -49,6 +49,8 @@ def configure(settings: Settings, runtime: Runtime | None = None) -> Celery:
     global _runtime
     _runtime = runtime or Runtime(settings)
     use_broker(settings.redis_url)
+    celery.conf.task_soft_time_limit = settings.task_soft_time_limit
+    celery.conf.task_time_limit = settings.task_time_limit
     celery.conf.broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
     from . import tasks  # noqa: F401 - task modules register their beat ticks on import
     from .beat import beat_schedule

@@ -7,24 +7,53 @@ A value that is exactly one `{{ expression }}` keeps the expression's type; anyt
 renders as a string. `when:` is judged by its value, with or without `{{ }}`.
 
 The environment is Jinja's immutable sandbox: attributes starting with `_` are refused
-(`''.__class__`, `cycler.__init__.__globals__`), the globals are trimmed to `range`, `dict`
-and `namespace`, and string/list repetition and powers are capped so that one expression
-cannot allocate gigabytes.
+(`''.__class__`, `cycler.__init__.__globals__`) and the globals are trimmed to `range`, `dict`
+and `namespace`.
+
+Rendering itself is bounded, so that no template can allocate much memory or spin for long
+before a limit stops it (`TemplateLimitError`, a `SecurityError`, so the step fails as
+`template_refused` with the limit named):
+- width and size arguments (`center`, `indent`, `truncate`, `wordwrap`, `tojson` indent, the
+  `ljust`/`rjust`/`center`/`zfill`/`expandtabs` methods) at most MAX_WIDTH; `replace` and
+  `join` refuse results above MAX_REPEAT_CHARS; `%`-formatting, the `format` filter and
+  `str.format` refuse widths and precisions above MAX_WIDTH (and `*` widths);
+- `*` repetition of strings and lists, and `+` of strings and lists, are capped; integer `*`
+  and `**` refuse results above MAX_INT_BITS bits;
+- `range()` yields at most MAX_RANGE items, and all `{% for %}` loops of one rendered value
+  together run at most MAX_LOOP_ITERATIONS iterations and MAX_RENDER_SECONDS seconds;
+- `namespace()` attributes hold at most MAX_RENDERED_CHARS characters or items;
+- output is counted while it is produced: a template stops as soon as its output passes
+  MAX_RENDERED_CHARS, not after building it.
+Concatenation with `~` is not intercepted; each of its operands is bounded as above.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import decimal
 import functools
 import json
 import math
 import re
-from collections.abc import Mapping
+import string
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes
+from jinja2 import (
+    StrictUndefined,
+    TemplateError,
+    TemplateSyntaxError,
+    Undefined,
+    nodes,
+    pass_environment,
+    pass_eval_context,
+)
+from jinja2.filters import do_indent, do_truncate, do_wordwrap, make_attrgetter, sync_do_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.utils import Namespace
 
 __all__ = [
     "MAX_RENDERED_CHARS",
@@ -40,6 +69,11 @@ __all__ = [
 
 MAX_RENDERED_CHARS = 256 * 1024
 MAX_REPEAT_CHARS = 64 * 1024
+MAX_WIDTH = MAX_REPEAT_CHARS  # a width, padding, precision or length argument
+MAX_INT_BITS = 16 * 1024  # about 4,900 decimal digits
+MAX_RANGE = 10_000
+MAX_LOOP_ITERATIONS = 100_000  # all loops of one rendered value together
+MAX_RENDER_SECONDS = 5.0  # a backstop; the limits above stop known bombs far sooner
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 _FALSE_STRINGS = frozenset({"", "false", "0", "no", "off", "none", "null"})
 # Escape sequences of a SOQL string literal.
@@ -57,8 +91,189 @@ _SOQL_ESCAPES = str.maketrans(
 )
 
 
-class TemplateLimitError(TemplateError):
-    """A rendered value is larger than MAX_RENDERED_CHARS."""
+class TemplateLimitError(SecurityError):
+    """Rendering would pass one of the limits above; the message names it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"template limit: {message}")
+
+
+@dataclass
+class _Budget:
+    iterations: int = MAX_LOOP_ITERATIONS
+    deadline: float = 0.0
+
+    def tick(self) -> None:
+        self.iterations -= 1
+        if self.iterations < 0:
+            raise TemplateLimitError(f"loops ran more than {MAX_LOOP_ITERATIONS} iterations")
+        if time.monotonic() > self.deadline:
+            raise TemplateLimitError(f"rendering took more than {MAX_RENDER_SECONDS:g} s")
+
+
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar(
+    "forcebot_template_budget", default=None
+)
+
+
+def _budget() -> _Budget:
+    budget = _BUDGET.get()
+    if budget is None:  # a template rendered outside render_value (tests, previews)
+        budget = _Budget(deadline=time.monotonic() + MAX_RENDER_SECONDS)
+        _BUDGET.set(budget)
+    return budget
+
+
+def _bounded_loop(iterable: Iterable[Any]) -> Iterator[Any]:
+    budget = _budget()
+    for item in iterable:
+        budget.tick()
+        yield item
+
+
+def _check_width(name: str, value: Any) -> None:
+    if isinstance(value, int) and value > MAX_WIDTH:
+        raise TemplateLimitError(f"{name}: {value} is larger than {MAX_WIDTH}")
+
+
+def _check_length(name: str, length: int) -> None:
+    if length > MAX_REPEAT_CHARS:
+        raise TemplateLimitError(f"{name}: result of {length} is larger than {MAX_REPEAT_CHARS}")
+
+
+# One printf conversion: %[(key)][flags][width][.precision][length]type
+_PRINTF = re.compile(
+    r"%(?:\([^)]*\))?[#0\- +]*(?P<width>\*|\d+)?(?:\.(?P<precision>\*|\d*))?[hlL]?[a-zA-Z%]"
+)
+
+
+def _check_printf(fmt: str) -> None:
+    for match in _PRINTF.finditer(fmt):
+        for part in ("width", "precision"):
+            value = match.group(part)
+            if value == "*":
+                raise TemplateLimitError(f"'%' formatting: a '*' {part} is not allowed")
+            if value:
+                _check_width(f"'%' formatting {part}", int(value))
+
+
+def _check_str_format(fmt: str) -> None:
+    for _literal, field_name, spec, _conversion in string.Formatter().parse(fmt):
+        if field_name is None or not spec:
+            continue
+        if "{" in spec:
+            raise TemplateLimitError("str.format: nested fields in a format spec are not allowed")
+        for number in re.findall(r"\d+", spec):
+            _check_width("str.format width or precision", int(number))
+
+
+def _center(value: Any, width: int = 80) -> str:
+    _check_width("center width", width)
+    return str(value).center(width)
+
+
+def _indent(value: Any, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
+    text = str(value)
+    pad = width if isinstance(width, int) else len(str(width))
+    _check_width("indent width", pad)
+    _check_length("indent", len(text) + pad * (text.count("\n") + 1))
+    return str(do_indent(text, width, first, blank))
+
+
+@pass_environment
+def _truncate(env: Any, value: Any, length: int = 255, *args: Any, **kwargs: Any) -> str:
+    _check_width("truncate length", length)
+    return str(do_truncate(env, value, length, *args, **kwargs))
+
+
+@pass_environment
+def _wordwrap(env: Any, value: Any, width: int = 79, *args: Any, **kwargs: Any) -> str:
+    _check_width("wordwrap width", width)
+    return str(do_wordwrap(env, value, width, *args, **kwargs))
+
+
+def _format(value: Any, *args: Any, **kwargs: Any) -> str:
+    if args and kwargs:
+        raise TemplateError("format: positional and keyword arguments at the same time")
+    fmt = str(value)
+    _check_printf(fmt)
+    return fmt % (kwargs or args)
+
+
+def _joined_length(items: list[Any], separator: str) -> int:
+    return sum(len(str(item)) for item in items) + len(separator) * max(len(items) - 1, 0)
+
+
+@pass_eval_context
+def _join(eval_ctx: Any, value: Iterable[Any], d: str = "", attribute: Any = None) -> str:
+    items = list(value)
+    if attribute is not None:
+        items = list(map(make_attrgetter(eval_ctx.environment, attribute), items))
+    _check_length("join", _joined_length(items, str(d)))
+    return str(sync_do_join(eval_ctx, items, d))
+
+
+def _replaced_length(text: str, old: str, new: str, count: int = -1) -> int:
+    hits = text.count(old) if old else len(text) + 1
+    if count is not None and count >= 0:
+        hits = min(hits, count)
+    return len(text) + hits * (len(new) - len(old))
+
+
+def _replace(value: Any, old: str, new: str, count: int | None = None) -> str:
+    text = str(value)
+    _check_length(
+        "replace", _replaced_length(text, str(old), str(new), -1 if count is None else count)
+    )
+    return text.replace(str(old), str(new), -1 if count is None else count)
+
+
+def _check_str_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse a str method call whose result would be too large, before it is made."""
+    target = getattr(method, "__wrapped__", method)  # the sandbox wraps str.format
+    owner = getattr(target, "__self__", None)
+    if not isinstance(owner, str):
+        return
+    name = getattr(target, "__name__", "")
+    if name in ("center", "ljust", "rjust", "zfill") and args:
+        _check_width(name + " width", args[0])
+    elif name == "expandtabs":
+        tabsize = args[0] if args else kwargs.get("tabsize", 8)
+        if isinstance(tabsize, int):
+            _check_length("expandtabs", len(owner) + owner.count("\t") * tabsize)
+    elif name == "replace" and len(args) >= 2:
+        count = args[2] if len(args) > 2 else kwargs.get("count", -1)
+        _check_length("replace", _replaced_length(owner, str(args[0]), str(args[1]), count))
+    elif name == "join" and args:
+        items = list(args[0])
+        _check_length("join", _joined_length(items, owner))
+    elif name in ("format", "format_map"):
+        _check_str_format(owner)
+
+
+class _BoundedNamespace(Namespace):
+    """`namespace()` whose attributes cannot grow past MAX_RENDERED_CHARS (a `set` in a loop)."""
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        if isinstance(value, str | list | tuple | dict) and len(value) > MAX_RENDERED_CHARS:
+            raise TemplateLimitError(
+                f"namespace value of {len(value)} is larger than {MAX_RENDERED_CHARS}"
+            )
+        super().__setitem__(name, value)
+
+
+def _range(*args: int) -> range:
+    values = range(*args)
+    if len(values) > MAX_RANGE:
+        raise TemplateLimitError(f"range of {len(values)} items is larger than {MAX_RANGE}")
+    return values
+
+
+def _check_int_bits(operator: str, bits: int) -> None:
+    if bits > MAX_INT_BITS:
+        raise TemplateLimitError(
+            f"'{operator}' result of ~{bits} bits is larger than {MAX_INT_BITS}"
+        )
 
 
 def soql_literal(value: Any) -> str:
@@ -97,11 +312,26 @@ def soql_literal(value: Any) -> str:
 
 
 def _tojson(value: Any, indent: int | None = None) -> str:
+    if isinstance(indent, int) and indent > 16:
+        raise TemplateLimitError(f"tojson indent {indent} is larger than 16")
     return json.dumps(value, indent=indent, sort_keys=False, default=str)
 
 
 class _Environment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        # Every `{% for %}` iterates through _bounded_loop, which counts against the budget.
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(
+                loop.iter, "_bounded_loop", [], [], None, None, lineno=loop.lineno
+            )
+        return tree
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        _check_str_method(__obj, args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # A key wins over a dict method: `steps.get`, `steps.items` or a field named `keys`
@@ -111,14 +341,32 @@ class _Environment(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        ints = isinstance(left, int) and isinstance(right, int)
         if operator == "**":
             if isinstance(right, int | float) and abs(right) > 100:
-                raise SecurityError("exponent too large in template")
+                raise TemplateLimitError(f"exponent {right} is larger than 100")
+            if ints and right > 0:
+                _check_int_bits("**", max(abs(left).bit_length(), 1) * right)
             return left**right
+        if operator == "%":
+            if isinstance(left, str):
+                _check_printf(left)
+            return left % right
+        if operator == "+":
+            if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+                if len(left) + len(right) > MAX_RENDERED_CHARS:
+                    raise TemplateLimitError(
+                        f"'+' result is larger than {MAX_RENDERED_CHARS} characters or items"
+                    )
+            return left + right
+        if ints:
+            _check_int_bits("*", abs(left).bit_length() + abs(right).bit_length())
         for seq, count in ((left, right), (right, left)):
             if isinstance(seq, str | list | tuple) and isinstance(count, int):
                 if len(seq) * count > MAX_REPEAT_CHARS:
-                    raise SecurityError("repetition result too large in template")
+                    raise TemplateLimitError(
+                        f"repetition result is larger than {MAX_REPEAT_CHARS} characters or items"
+                    )
         return left * right
 
 
@@ -129,9 +377,19 @@ def _make_environment() -> _Environment:
         keep_trailing_newline=True,
         finalize=lambda value: "" if value is None else value,
     )
-    env.globals = {k: v for k, v in env.globals.items() if k in ("range", "dict", "namespace")}
+    env.globals = {"range": _range, "dict": dict, "namespace": _BoundedNamespace}
     env.filters["soql"] = soql_literal
     env.filters["tojson"] = _tojson
+    env.filters["_bounded_loop"] = _bounded_loop
+    env.filters.update(
+        center=_center,
+        indent=_indent,
+        truncate=_truncate,
+        wordwrap=_wordwrap,
+        format=_format,
+        join=_join,
+        replace=_replace,
+    )
     return env
 
 
@@ -186,6 +444,18 @@ def _check_size(value: Any) -> Any:
     return value
 
 
+def _render_template(text: str, context: Mapping[str, Any]) -> str:
+    """Render, counting the output as it is produced (a bomb stops at the limit)."""
+    parts: list[str] = []
+    size = 0
+    for part in _compiled_template(text).generate(**context):
+        size += len(part)
+        if size > MAX_RENDERED_CHARS:
+            raise TemplateLimitError(f"rendered value is more than {MAX_RENDERED_CHARS} characters")
+        parts.append(part)
+    return "".join(parts)
+
+
 # Behaviors render the same few strings on every run; compiling is ~40x the cost of rendering.
 @functools.lru_cache(maxsize=4096)
 def _compiled_expression(expr: str) -> Any:
@@ -206,14 +476,21 @@ def _evaluate(expr: str, context: Mapping[str, Any]) -> Any:
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
-    """Render strings inside `value` (recursively through lists and dicts)."""
+    """Render strings inside `value` (recursively through lists and dicts).
+
+    Each template string gets its own loop and time budget.
+    """
     if isinstance(value, str):
         if not has_template(value):
             return value
-        match = _SINGLE_EXPRESSION.match(value)
-        if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
-            return _evaluate(match.group("expr"), context)
-        return _check_size(_compiled_template(value).render(**context))
+        token = _BUDGET.set(_Budget(deadline=time.monotonic() + MAX_RENDER_SECONDS))
+        try:
+            match = _SINGLE_EXPRESSION.match(value)
+            if match and "{{" not in match.group("expr") and "}}" not in match.group("expr"):
+                return _evaluate(match.group("expr"), context)
+            return _render_template(value, context)
+        finally:
+            _BUDGET.reset(token)
     if isinstance(value, list):
         return [render_value(item, context) for item in value]
     if isinstance(value, dict):

@@ -49,6 +49,9 @@ def test_key_list_first_encrypts(tmp_path):
         ("FORCEBOT_ADMIN_EMAIL", "nobody", "email"),
         ("FORCEBOT_ADMIN_PASSWORD", "short", "8 characters"),
         ("FORCEBOT_RUN_RETENTION_DAYS", "soon", "whole number"),
+        ("FORCEBOT_TASK_SOFT_TIME_LIMIT", "1h", "whole number"),
+        ("FORCEBOT_TASK_SOFT_TIME_LIMIT", "0", ">= 1"),
+        ("FORCEBOT_TASK_TIME_LIMIT", "60", "more seconds than FORCEBOT_TASK_SOFT_TIME_LIMIT"),
     ],
 )
 def test_malformed_settings_name_the_variable(tmp_path, variable, value, fragment):
@@ -58,3 +61,10 @@ def test_malformed_settings_name_the_variable(tmp_path, variable, value, fragmen
     assert message.startswith(variable + ":")
     assert fragment in message
     assert "\n" not in message
+
+
+def test_task_time_limits_default_to_an_hour_plus_a_minute(tmp_path):
+    settings = Settings.from_env(env(tmp_path))
+    assert (settings.task_soft_time_limit, settings.task_time_limit) == (3600, 3660)
+    custom = Settings.from_env(env(tmp_path, FORCEBOT_TASK_SOFT_TIME_LIMIT="120"))
+    assert (custom.task_soft_time_limit, custom.task_time_limit) == (120, 180)
