@@ -115,9 +115,7 @@ class _Execution:
         self._outbound: Any = None
         self.current_key = ""
         self.vars: dict[str, Any] = {}
-        inputs = {name: None for name in ctx.behavior.inputs}
-        inputs.update(ctx.inputs)
-        self.inputs = inputs
+        self.inputs = templates.typed_inputs(ctx.behavior.inputs, ctx.inputs)
 
     # ----------------------------------------------------------------- plumbing
 

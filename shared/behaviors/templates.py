@@ -1,7 +1,17 @@
 """Sandboxed Jinja2 templates for behavior definitions.
 
 Templates see `inputs`, `steps`, `vars` and `run` (plus `item`/`loop` inside `foreach`), and
-two filters of ours: `soql` (quote a value as a SOQL literal) and `tojson`.
+three filters of ours: `soql` (a value as a SOQL literal), `soql_like` (a string as a LIKE
+pattern literal, `%` and `_` escaped) and `tojson`.
+
+`soql` renders strings quoted and escaped; dates as `2026-12-01` and datetimes as
+`2026-12-01T09:00:00Z` (UTC; a naive one is taken as UTC), both unquoted; numbers in plain
+decimal (`0.00001`, never `1e-05`); booleans as `true`/`false`; None as `null`; lists as
+`(a,b)`. Inputs declared `type: date` / `type: datetime` reach templates parsed
+(`typed_inputs`) as `TemporalInput`: a `str` holding the canonical SOQL spelling (so it still
+serializes into JSON bodies and run records as text) whose `.value` is the date / datetime, and
+which `soql` renders unquoted — `WHERE CreatedDate > {{ inputs.since | soql }}` needs no raw
+`{{ inputs.since }}`.
 
 A value that is exactly one `{{ expression }}` keeps the expression's type; anything else
 renders as a string. `when:` is judged by its value, with or without `{{ }}`.
@@ -59,12 +69,15 @@ __all__ = [
     "MAX_RENDERED_CHARS",
     "SecurityError",
     "TemplateError",
+    "TemporalInput",
     "check_template",
     "has_template",
     "is_true",
     "render_value",
+    "soql_like",
     "soql_literal",
     "truthy",
+    "typed_inputs",
 ]
 
 MAX_RENDERED_CHARS = 256 * 1024
@@ -276,8 +289,21 @@ def _check_int_bits(operator: str, bits: int) -> None:
         )
 
 
+class TemporalInput(str):
+    """A date/datetime input: its SOQL spelling as text, the parsed object as `.value`."""
+
+    value: dt.date
+
+    def __new__(cls, value: dt.date) -> TemporalInput:
+        text = super().__new__(cls, soql_literal(value))
+        text.value = value
+        return text
+
+
 def soql_literal(value: Any) -> str:
     """Render `value` as one SOQL literal: a quoted, escaped string, a number, a date, a list."""
+    if isinstance(value, TemporalInput):
+        return str.__str__(value)
     if isinstance(value, Undefined):
         value = str(value)  # StrictUndefined raises here, with Jinja's own message
     if value is None:
@@ -289,7 +315,8 @@ def soql_literal(value: Any) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise TemplateError(f"soql: {value} is not a SOQL number")
-        return repr(value)
+        # repr is the shortest exact spelling; Decimal writes it without an exponent.
+        return format(decimal.Decimal(repr(value)), "f")
     if isinstance(value, decimal.Decimal):
         if not value.is_finite():
             raise TemplateError(f"soql: {value} is not a SOQL number")
@@ -309,6 +336,51 @@ def soql_literal(value: Any) -> str:
     if isinstance(value, Mapping):
         raise TemplateError("soql: an object cannot be a SOQL value")
     return "'" + str(value).translate(_SOQL_ESCAPES) + "'"
+
+
+def soql_like(value: Any, prefix: str = "", suffix: str = "") -> str:
+    """A quoted SOQL LIKE pattern matching `value` literally (`%`, `_` escaped).
+
+    `prefix`/`suffix` add wildcards (only `%` and `_`): `{{ name | soql_like('', '%') }}` is
+    "starts with".
+    """
+    if isinstance(value, Undefined):
+        value = str(value)
+    for extra in (prefix, suffix):
+        if not isinstance(extra, str) or extra.strip("%_"):
+            raise TemplateError("soql_like: prefix and suffix may hold only '%' and '_'")
+    if value is None or isinstance(value, Mapping | list | tuple | set):
+        raise TemplateError("soql_like: expected a text value")
+    text = str(value).translate(_SOQL_ESCAPES).replace("%", "\\%").replace("_", "\\_")
+    return "'" + prefix + text + suffix + "'"
+
+
+def _parse_datetime(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+_INPUT_PARSERS = {"date": dt.date.fromisoformat, "datetime": _parse_datetime}
+
+
+def typed_inputs(declared: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every declared input (None when absent), `date`/`datetime` strings as TemporalInput.
+
+    A value that does not parse is left as it came: validating payloads is the definition's
+    job (at trigger time), and a string renders quoted, never raw.
+    """
+    result: dict[str, Any] = {name: None for name in declared}
+    result.update(values)
+    for name, spec in declared.items():
+        kind = spec.get("type") if isinstance(spec, Mapping) else None
+        parse = _INPUT_PARSERS.get(kind) if isinstance(kind, str) else None
+        raw = result.get(name)
+        if parse is not None and isinstance(raw, str) and not isinstance(raw, TemporalInput):
+            try:
+                result[name] = TemporalInput(parse(raw))
+            except ValueError:
+                pass
+    return result
 
 
 def _tojson(value: Any, indent: int | None = None) -> str:
@@ -379,6 +451,7 @@ def _make_environment() -> _Environment:
     )
     env.globals = {"range": _range, "dict": dict, "namespace": _BoundedNamespace}
     env.filters["soql"] = soql_literal
+    env.filters["soql_like"] = soql_like
     env.filters["tojson"] = _tojson
     env.filters["_bounded_loop"] = _bounded_loop
     env.filters.update(
