@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from shared.config import EMBEDDED_REDIS_MARKER, Settings
+from shared.config import EMBEDDED_REDIS_MARKER, UP_STATUS_FILE, Settings
 from shared.runtime import Runtime
 
 from .cli import checked_database
@@ -78,7 +78,10 @@ def _run(
         env["FORCEBOT_PUBLIC_URL"] = public_url
     callback_url = public_url.rstrip("/") + "/oauth/callback"
     me = [sys.executable, "-m", "forcebot"]
-    supervisor = Supervisor(echo=lambda line: click.echo(line, err=True))
+    supervisor = Supervisor(
+        echo=lambda line: click.echo(line, err=True),
+        status_path=settings.instance_dir / UP_STATUS_FILE,
+    )
 
     try:
         if settings.redis_is_embedded:
@@ -132,8 +135,9 @@ def _run(
             Child("web", [*me, "web", "--host", host, "--port", str(port), "--workers", "1"], env),
             wait_port=(reachable_host, port),
         )
-        supervisor.add(Child("worker", [*me, "worker", "--concurrency", "2"], env))
-        supervisor.add(Child("beat", [*me, "beat", "--loglevel", "WARNING"], env))
+        # An OOM-killed worker or a crashed beat is restarted; web and Redis are not.
+        supervisor.add(Child("worker", [*me, "worker", "--concurrency", "2"], env, restart=True))
+        supervisor.add(Child("beat", [*me, "beat", "--loglevel", "WARNING"], env, restart=True))
     except KeyboardInterrupt:
         supervisor.stop()
         return 130

@@ -23,6 +23,7 @@ from cryptography.fernet import Fernet
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
 EMBEDDED_REDIS_MARKER = "embedded-redis.url"
+UP_STATUS_FILE = "up-status.json"  # `forcebot up`'s children and restarts, shown by /readyz
 
 
 class ConfigError(ValueError):

@@ -4,6 +4,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import psutil
 import pytest
@@ -89,30 +91,120 @@ def test_up_serves_and_ctrl_c_leaves_no_process(tmp_path):
     assert (tmp_path / "up.log").read_text().count("password: ") == 0
 
 
-def test_a_dying_child_is_named_and_stops_the_rest(tmp_path):
+def _direct_child(proc, part):
+    """The child of `up` whose command line holds `part` (its main process, not a pool child)."""
+    try:
+        children = psutil.Process(proc.pid).children()
+    except psutil.NoSuchProcess:
+        return None
+    for child in children:
+        try:
+            if part in " ".join(child.cmdline()):
+                return child
+        except psutil.NoSuchProcess:
+            pass
+    return None
+
+
+def test_a_dying_web_is_named_and_stops_the_rest(tmp_path):
     proc, port = _start(tmp_path)
     try:
         poll(lambda: _healthy(port), timeout=60, interval=0.2, message="/healthz")
-
-        def beat():
-            for child in _descendants(proc.pid):
-                try:
-                    if "beat" in child.cmdline() and "forcebot" in " ".join(child.cmdline()):
-                        return child
-                except psutil.NoSuchProcess:
-                    pass
-            return None
-
-        victim = poll(beat, timeout=30, message="the beat process")
+        poll(lambda: _direct_child(proc, "forcebot beat"), timeout=30, message="beat")
+        victim = _direct_child(proc, "forcebot web")
         children = _descendants(proc.pid)
         victim.kill()
         assert proc.wait(60) == 1
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert "beat exited with status" in (tmp_path / "up.log").read_text()
+    assert (
+        "web exited with status -9; stopping the other processes"
+        in (tmp_path / "up.log").read_text()
+    )
     _, alive = psutil.wait_procs(children, timeout=10)
     assert alive == []
+
+
+NOOP = "name: noop\ninputs:\n  n: {type: integer, required: true}\nsteps:\n" + (
+    '  - id: triple\n    action: set\n    vars: {x: "{{ inputs.n * 3 }}"}\nresult: "{{ vars.x }}"\n'
+)
+
+
+def test_a_killed_worker_is_restarted_while_web_keeps_serving(tmp_path):
+    proc, port = _start(tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    down: list[str] = []
+    watching = threading.Event()
+    try:
+        poll(lambda: _healthy(port), timeout=60, interval=0.2, message="/healthz")
+        worker = poll(lambda: _direct_child(proc, "forcebot worker"), timeout=30, message="worker")
+        poll(lambda: _direct_child(proc, "forcebot beat"), timeout=30, message="beat")
+        web = _direct_child(proc, "forcebot web")
+        token = (
+            subprocess.run(
+                [sys.executable, "-m", "forcebot", "token", "create", "restart-test"],
+                env=_env(tmp_path / "instance"),
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                timeout=60,
+                check=True,
+            )
+            .stdout.strip()
+            .split()[-1]
+        )
+        api = requests.Session()
+        api.headers["Authorization"] = f"Bearer {token}"
+        created = api.post(f"{base}/api/v1/behaviors", json={"source": NOOP}, timeout=10)
+        assert created.status_code in (200, 201), created.text
+
+        def watch():
+            while watching.is_set():
+                if not _healthy(port):
+                    down.append(time.strftime("%H:%M:%S"))
+                time.sleep(0.1)
+
+        watching.set()
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+
+        os.killpg(worker.pid, signal.SIGKILL)  # the whole worker (an OOM kill of the group)
+        run_ids = []
+        for n in range(10):  # queued while no worker is there
+            queued = api.post(f"{base}/api/v1/behaviors/noop/runs", json={"payload": {"n": n}})
+            assert queued.status_code == 202, queued.text
+            run_ids.append(queued.json()["id"])
+
+        new = poll(
+            lambda: (w := _direct_child(proc, "forcebot worker")) and w.pid != worker.pid and w,
+            timeout=30,
+            interval=0.2,
+            message="a new worker",
+        )
+
+        def finished():
+            runs = [api.get(f"{base}/api/v1/runs/{i}", timeout=10).json() for i in run_ids]
+            return runs if all(r["status"] in ("succeeded", "failed") for r in runs) else None
+
+        runs = poll(finished, timeout=120, interval=0.5, message="the queued runs")
+        assert [r["status"] for r in runs] == ["succeeded"] * 10
+        assert [r["result"] for r in runs] == [n * 3 for n in range(10)]
+
+        ready = requests.get(f"{base}/readyz", timeout=5).json()
+        assert ready["processes"]["worker"]["restarts"] == 1
+        assert ready["processes"]["worker"]["pid"] == new.pid
+        assert ready["processes"]["worker"]["last_exit_status"] == -9
+        assert ready["processes"]["web"]["restarts"] == 0
+        assert web.is_running() and _direct_child(proc, "forcebot web").pid == web.pid
+    finally:
+        watching.clear()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    assert down == []
+    output = (tmp_path / "up.log").read_text()
+    assert "worker exited with status -9; restarting in 1 s" in output
+    assert "worker restarted (pid" in output
 
 
 def test_bad_setting_is_one_line_and_exit_2(tmp_path):
