@@ -178,6 +178,8 @@ class Supervisor:
         """Wait until a signal or a child's exit; stop everything; return the exit status."""
         signal.signal(signal.SIGTERM, self._handle_signal)
         signal.signal(signal.SIGHUP, self._handle_signal)
+        # Started in the background by a shell, we would inherit an ignored SIGINT.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         status = 0
         try:
             while True:
