@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from shared.models import Behavior, BehaviorVersion
+from shared.models import Account, Behavior, BehaviorVersion
+from web.pages.behaviors import PACKAGE_FILE
 
 SOURCE = """\
 name: page-made
@@ -79,10 +80,13 @@ def test_import_bundled_package_and_delete(
     named_account()
     client = logged_in.client
     token = logged_in.csrf_token("/behaviors/import")
-    response = client.post(
-        "/behaviors/import",
-        data={"bundled": "salesforce-bot", "account": "acme-prod", "csrf_token": token},
-    )
+    form = {"bundled": "salesforce-bot", "account": "acme-prod", "csrf_token": token}
+    preview = client.post("/behaviors/import", data=form)
+    assert preview.status_code == 200, preview.get_data(as_text=True)
+    assert "Nothing has been saved yet" in preview.get_data(as_text=True)
+    with runtime.Session() as session:
+        assert session.scalar(select(func.count()).select_from(Behavior)) == 0
+    response = client.post("/behaviors/import", data={**form, "confirm": "create"})
     assert response.status_code == 200, response.get_data(as_text=True)
     page = response.get_data(as_text=True)
     assert "4 created, 0 updated, 0 unchanged" in page
@@ -93,6 +97,38 @@ def test_import_bundled_package_and_delete(
     assert response.status_code == 302
     with runtime.Session() as session:
         assert session.scalar(select(Behavior).where(Behavior.name == "create-lead")) is None
+
+
+def test_import_shows_changes_and_updates_only_when_asked(
+    logged_in: Any, runtime: Any, named_account: Any
+) -> None:
+    from shared.behaviors.store import get_version
+
+    named_account()
+    client = logged_in.client
+    token = logged_in.csrf_token("/behaviors/import")
+    form = {"bundled": "salesforce-bot", "account": "acme-prod", "csrf_token": token}
+    client.post("/behaviors/import", data={**form, "confirm": "create"})
+    with runtime.Session.begin() as session:
+        service_id = session.scalar(select(Account.service_id))
+        session.add(Account(service_id=service_id, name="other"))
+    changed = {"source": PACKAGE_FILE.read_text(), "account": "other", "csrf_token": token}
+    preview = client.post("/behaviors/import", data=changed).get_data(as_text=True)
+    assert "differs from the stored version 1" in preview
+    assert "-account: acme-prod" in preview and "+account: other" in preview
+    assert "Create and update" in preview
+
+    kept = client.post("/behaviors/import", data={**changed, "confirm": "create"})
+    assert "kept as they were" in kept.get_data(as_text=True)
+    with runtime.Session() as session:
+        assert all(
+            get_version(session, name).definition["account"] == "acme-prod"
+            for name in ("find-contact-by-email", "create-lead")
+        )
+    client.post("/behaviors/import", data={**changed, "confirm": "update"})
+    with runtime.Session() as session:
+        first = get_version(session, "find-contact-by-email")
+        assert (first.version, first.definition["account"]) == (2, "other")
 
 
 def test_import_pasted_invalid_package(logged_in: Any, runtime: Any) -> None:

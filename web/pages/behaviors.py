@@ -247,24 +247,35 @@ def _keep_rejected(name: str, raw: str) -> None:
 
 @bp.route("/import", methods=["GET", "POST"])
 def import_() -> Any:
+    """Import in two steps: the first POST shows what would be created and changed (a dry
+    run, with a diff per changed behavior); only the confirm POST saves, and it changes
+    existing behaviors only when the user chose "Create and update"."""
     accounts = _account_names()
     problems: list[str] = []
     report = None
     source = ""
+    bundled = request.form.get("bundled") == "salesforce-bot"
     account = request.form.get("account", "").strip()
+    confirm = request.form.get("confirm") in ("create", "update")
     if request.method == "POST":
         upload = request.files.get("file")
         if upload is not None and upload.filename:
             source = upload.read().decode("utf-8", errors="replace")
         else:
             source = request.form.get("source", "")
-        if request.form.get("bundled") == "salesforce-bot":
+        if bundled:
             source = PACKAGE_FILE.read_text()
         if not source.strip():
             problems = ["source: choose a file or paste the package text"]
         else:
             with _saving(problems, "behaviors were saved concurrently; try again") as session:
-                report = import_package(session, source, account=account or None)
+                report = import_package(
+                    session,
+                    source,
+                    account=account or None,
+                    update=request.form.get("confirm") == "update" or not confirm,
+                    dry_run=not confirm,
+                )
     status = 422 if problems else 200
     return (
         render_template(
@@ -273,7 +284,8 @@ def import_() -> Any:
             account=account,
             problems=problems,
             report=report.to_dict() if report else None,
-            source=source if problems else "",
+            source=source if (problems or (report and report.dry_run)) and not bundled else "",
+            from_bundle=bundled,
             bundled=PACKAGE_FILE.exists(),
         ),
         status,
