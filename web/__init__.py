@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     settings = settings or Settings.from_env()
     runtime = runtime or Runtime(settings)
 
-    app = Flask(__name__, static_folder=None)
+    app = Flask(__name__, static_folder="static")
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from shared.models import Account, Behavior, Run, Service, utcnow
@@ -12,6 +12,19 @@ from shared.models import Account, Behavior, Run, Service, utcnow
 from ..db import db
 
 bp = Blueprint("pages", __name__)
+
+
+def live_template(page: str, fragment: str) -> str:
+    """The fragment alone for htmx's polling requests (HX-Request), else the whole page.
+
+    Live parts of a page poll their own URL every few seconds and swap the answer in place;
+    without JavaScript the page still renders whole (and a reload shows the news)."""
+    return fragment if request.headers.get("HX-Request") == "true" else page
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Any:
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
 
 
 @bp.get("/")
@@ -35,7 +48,7 @@ def index() -> Any:
         ).where(Run.status == "queued")
     )
     return render_template(
-        "index.html",
+        live_template("index.html", "_dashboard.html"),
         counts=counts,
         by_status=by_status,
         recent=recent,
