@@ -148,3 +148,74 @@ def test_a_run_is_watched_from_queued_to_succeeded_with_an_http_section_left_ope
     with runtime.Session() as session:
         assert session.get(Run, run_id).status == "succeeded"
     screenshot(page, "run-detail")
+
+
+LAST_STEP_SLOW = """\
+name: slow-last
+account: acme-prod
+steps:
+  - id: limits
+    action: http.request
+    method: GET
+    url: /services/data/v62.0/limits
+"""
+
+
+def test_a_cancel_during_the_last_step_says_it_finished_before_it_could_stop(
+    live_server: Any, sim: Any, linked_account: Any, worker: Any, admin_page: Any
+) -> None:
+    runtime = live_server.runtime
+    linked_account(name="acme-prod")
+    with runtime.Session.begin() as session:
+        save_behavior(session, LAST_STEP_SLOW)
+    sim.control.add_fault("/services/data/v62.0/limits", status=None, delay_seconds=8)
+    page = admin_page("/behaviors/slow-last")
+    page.click("text=Run now")
+    page.wait_for_url(re.compile(r".*/runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    page.wait_for_selector('#run-live[data-status="running"]', timeout=60000)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("button.danger:has-text('Cancel')")
+    page.wait_for_selector("text=if it is on its last step, it finishes first")
+    page.wait_for_selector('#run-live[data-status="succeeded"]', timeout=60000)
+    assert "finished before it could stop" in page.inner_text("#cancel-outcome")
+    answer = page.request.get(f"{live_server.url}/api/v1/openapi.json")
+    assert answer.status == 200  # a logged-in browser reads the document with its session
+    with runtime.Session() as session:
+        run = session.get(Run, run_id)
+        assert (run.status, run.cancel_requested) == ("succeeded", True)
+
+
+def test_retry_offers_the_failed_version_and_the_latest(
+    live_server: Any, sim: Any, linked_account: Any, worker: Any, admin_page: Any
+) -> None:
+    runtime = live_server.runtime
+    linked_account(name="acme-prod")
+    broken = WATCHED.replace("SELECT Id FROM Contact", "SELECT Nmae FROM Contact")
+    with runtime.Session.begin() as session:
+        save_behavior(session, broken.replace("name: watched", "name: fixable"))
+    page = admin_page("/behaviors/fixable")
+    page.click("text=Run now")
+    page.wait_for_url(re.compile(r".*/runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    page.wait_for_selector('#run-live[data-status="failed"]', timeout=60000)
+    assert page.locator("#retry-latest").count() == 0
+    with runtime.Session.begin() as session:
+        save_behavior(session, WATCHED.replace("name: watched", "name: fixable"))
+    page.reload()
+    assert page.inner_text("#retry-same") == "Retry (version 1)"
+    assert page.inner_text("#retry-latest") == "Retry with latest (version 2)"
+    page.click("#retry-latest")
+    page.wait_for_selector("text=queued again with version 2")
+    page.wait_for_selector('#run-live[data-status="succeeded"]', timeout=60000)
+    with runtime.Session() as session:
+        assert session.get(Run, run_id).behavior_version == 2
+
+
+def test_api_reference_page_lists_the_operations(live_server: Any, admin_page: Any) -> None:
+    page = admin_page("/api-reference")
+    assert "Forcebot API" in page.inner_text("h1")
+    page.click("summary:has-text('/behaviors/{name}/runs')")
+    assert page.locator("details.operation[open]").count() == 1
+    page.click("a:has-text('openapi.json')")
+    assert '"openapi"' in page.content()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from markupsafe import escape
 from sqlalchemy import func, select
 
-from shared.models import Account, Behavior, BehaviorVersion
+from shared.models import Account, Behavior, BehaviorVersion, Run
 from web.pages.behaviors import PACKAGE_FILE
 
 SOURCE = """\
@@ -149,14 +150,13 @@ def test_forms_require_csrf(logged_in: Any) -> None:
 
 
 def test_run_form_queues_a_run(logged_in: Any, runtime: Any, named_account: Any) -> None:
-    from shared.models import Run
-
     named_account()
     client = logged_in.client
     token = logged_in.csrf_token("/behaviors/new")
     client.post("/behaviors/new", data={"source": SOURCE, "csrf_token": token})
     bad = client.post("/behaviors/page-made/run", data={"payload": "{nope", "csrf_token": token})
-    assert bad.status_code == 302
+    assert bad.status_code == 422
+    assert "not valid JSON" in bad.get_data(as_text=True) and "{nope" in bad.get_data(as_text=True)
     response = client.post("/behaviors/page-made/run", data={"payload": "{}", "csrf_token": token})
     assert response.status_code == 302
     with runtime.Session() as session:
@@ -204,8 +204,25 @@ def test_a_rejected_run_payload_comes_back_for_editing(client, logged_in, runtim
     response = client.post(
         "/behaviors/needs-email/run",
         data={"payload": '{"emial": "typo@example.com"}', "csrf_token": token},
-        follow_redirects=True,
     )
     page = response.get_data(as_text=True)
     assert "The payload was rejected" in page
     assert "typo@example.com" in page
+    assert response.status_code == 422
+
+
+def test_a_too_large_run_payload_states_the_limit_and_keeps_the_text(client, logged_in, runtime):
+    from shared.behaviors.store import MAX_PAYLOAD_BYTES, save_behavior
+
+    with runtime.Session.begin() as session:
+        save_behavior(session, "name: big\nsteps:\n  - id: x\n    action: set\n    vars: {a: 1}\n")
+    big = '{"notes": "' + "x" * (MAX_PAYLOAD_BYTES + 10) + '"}'
+    token = logged_in.csrf_token("/behaviors/big")
+    response = client.post("/behaviors/big/run", data={"payload": big, "csrf_token": token})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert f"the limit is {MAX_PAYLOAD_BYTES}" in page
+    assert str(escape(big)) in page  # all of it, not only what fits in a cookie
+    assert f'data-max-bytes="{MAX_PAYLOAD_BYTES}"' in page
+    with runtime.Session() as session:
+        assert session.scalar(select(func.count()).select_from(Run)) == 0

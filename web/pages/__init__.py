@@ -22,6 +22,17 @@ def live_template(page: str, fragment: str) -> str:
     return fragment if request.headers.get("HX-Request") == "true" else page
 
 
+@bp.get("/api-reference")
+def api_reference() -> Any:
+    """The API reference, rendered on the server from the same document as
+    /api/v1/openapi.json (no CDN, no client-side renderer)."""
+    from flask import current_app
+
+    # Through the view, not its internals: whatever builds the document, this shows it.
+    document = current_app.view_functions["api.openapi_json"]().get_json()
+    return render_template("api_reference.html", doc=document)
+
+
 @bp.get("/favicon.ico")
 def favicon() -> Any:
     return redirect(url_for("static", filename="favicon.svg"), code=301)

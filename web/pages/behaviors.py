@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask import session as session_store
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.behaviors.packages import import_package
 from shared.behaviors.registry import registered
-from shared.behaviors.store import DefinitionInvalid, save_behavior
+from shared.behaviors.store import MAX_PAYLOAD_BYTES, DefinitionInvalid, save_behavior
 from shared.models import Account, Behavior, BehaviorVersion, Run, Schedule
 
 from ..db import db, settings
@@ -151,8 +150,21 @@ def detail(name: str) -> Any:
         if not problems:
             flash(f"Saved version {version.version}.", "success")
             return redirect(url_for("behaviors.detail", name=name))
+    return _render_detail(behavior, versions, shown, source, problems)
+
+
+def _render_detail(
+    behavior: Behavior,
+    versions: list[BehaviorVersion],
+    shown: BehaviorVersion | None,
+    source: str,
+    problems: list[str],
+    *,
+    payload: str | None = None,
+    payload_problems: list[str] | None = None,
+) -> Any:
     definition = shown.definition if shown else {}
-    status = 422 if problems else 200
+    status = 422 if problems or payload_problems else 200
     account_name = definition.get("account")
     account = (
         db().scalars(select(Account).where(Account.name == account_name)).one_or_none()
@@ -160,7 +172,7 @@ def detail(name: str) -> Any:
         else None
     )
     recent = db().scalars(
-        select(Run).where(Run.behavior_name == name).order_by(Run.id.desc()).limit(10)
+        select(Run).where(Run.behavior_name == behavior.name).order_by(Run.id.desc()).limit(10)
     )
     return (
         render_template(
@@ -169,16 +181,22 @@ def detail(name: str) -> Any:
             account=account,
             recent=list(recent),
             schedules=db()
-            .scalars(select(Schedule).where(Schedule.behavior_name == name).order_by(Schedule.name))
+            .scalars(
+                select(Schedule)
+                .where(Schedule.behavior_name == behavior.name)
+                .order_by(Schedule.name)
+            )
             .all(),
             versions=versions,
             shown=shown,
             source=source,
             problems=problems,
             definition=definition,
-            # A payload the Run form rejected comes back for editing instead of the example.
-            payload=session_store.pop(f"rejected_payload:{name}", None)
-            or _example_payload(definition.get("inputs") or {}),
+            payload=payload
+            if payload is not None
+            else _example_payload(definition.get("inputs") or {}),
+            payload_problems=payload_problems or [],
+            max_payload_bytes=MAX_PAYLOAD_BYTES,
         ),
         status,
     )
@@ -211,9 +229,7 @@ def run(name: str) -> Any:
     try:
         payload = json.loads(raw)
     except ValueError as exc:
-        flash(f"The payload is not valid JSON: {exc}", "error")
-        _keep_rejected(name, raw)
-        return redirect(url_for("behaviors.detail", name=name))
+        return _rejected(name, raw, [f"The payload is not valid JSON: {exc}"])
     session = db()
     try:
         run_row, _ = create_run(
@@ -226,9 +242,7 @@ def run(name: str) -> Any:
         session.commit()
     except PayloadInvalid as exc:
         session.rollback()
-        flash("The payload was rejected: " + "; ".join(exc.problems), "error")
-        _keep_rejected(name, raw)
-        return redirect(url_for("behaviors.detail", name=name))
+        return _rejected(name, raw, [f"The payload was rejected: {p}" for p in exc.problems])
     except BehaviorNotFound:
         session.rollback()
         abort(404)
@@ -239,10 +253,21 @@ def run(name: str) -> Any:
     return redirect(url_for("runs.detail", run_id=run_row.id))
 
 
-def _keep_rejected(name: str, raw: str) -> None:
-    # The session is a signed cookie (about 4 KB in all): only small payloads come back.
-    if len(raw) <= 1500:
-        session_store[f"rejected_payload:{name}"] = raw
+def _rejected(name: str, raw: str, problems: list[str]) -> Any:
+    """The behavior's page again (422) with the rejected payload in the box, whatever its
+    size, and the problems beside it."""
+    behavior = _behavior_or_404(name)
+    versions = _versions(behavior)
+    shown = versions[0] if versions else None
+    return _render_detail(
+        behavior,
+        versions,
+        shown,
+        shown.source if shown else "",
+        [],
+        payload=raw,
+        payload_problems=problems,
+    )
 
 
 @bp.route("/import", methods=["GET", "POST"])
