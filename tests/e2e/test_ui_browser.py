@@ -219,3 +219,55 @@ def test_api_reference_page_lists_the_operations(live_server: Any, admin_page: A
     assert page.locator("details.operation[open]").count() == 1
     page.click("a:has-text('openapi.json')")
     assert '"openapi"' in page.content()
+
+
+BAD_STEP = """\
+name: typo
+account: acme-prod
+steps:
+  - id: ok
+    action: set
+    vars: {a: 1}
+  - id: broken
+    action: salesforce.qurey
+"""
+
+
+def test_the_editor_marks_an_error_at_its_line(live_server: Any, admin_page: Any) -> None:
+    runtime = live_server.runtime
+    _accounts(runtime, "acme-prod")
+    page = admin_page("/behaviors/new")
+    page.wait_for_selector(".CodeMirror")
+    assert page.locator(".CodeMirror-linenumber").count() > 3  # line numbers
+    page.evaluate("text => window.forcebotEditor.setValue(text)", BAD_STEP)
+    page.click("button:has-text('Create')")
+    page.wait_for_selector(".problem-marker")
+    assert 'unknown action "salesforce.qurey"' in page.inner_text(".flash.error")
+    marked = page.evaluate(
+        "() => { const cm = window.forcebotEditor, out = [];"
+        " for (let i = 0; i < cm.lineCount(); i++) {"
+        "   const info = cm.lineInfo(i);"
+        "   if (info.gutterMarkers && info.gutterMarkers['problem-markers'])"
+        "     out.push([i + 1, info.gutterMarkers['problem-markers'].title]); }"
+        " return out; }"
+    )
+    assert [line for line, _ in marked] == [8]
+    assert marked[0][1].startswith('steps[1].action: unknown action "salesforce.qurey"')
+    assert page.locator(".cm-problem-line").count() == 1
+    assert page.evaluate("window.forcebotEditor.getValue()") == BAD_STEP  # kept for fixing
+    screenshot(page, "editor-error")
+    with runtime.Session() as session:
+        assert session.scalar(select(func.count()).select_from(Behavior)) == 0
+
+    # Fixed and saved twice: the versions compare side by side.
+    fixed = BAD_STEP.replace("salesforce.qurey", "set\n    vars: {b: 2}")
+    page.evaluate("text => window.forcebotEditor.setValue(text)", fixed)
+    page.click("button:has-text('Create')")
+    page.wait_for_url(live_server.url + "/behaviors/typo")
+    page.evaluate("text => window.forcebotEditor.setValue(text)", fixed.replace("b: 2", "b: 3"))
+    page.click("text=Save as a new version")
+    page.wait_for_selector("text=Saved version 2")
+    page.click("text=diff with v1")
+    table = page.inner_text("#version-diff").replace("\xa0", " ")
+    assert "v1" in table and "v2" in table and "b: 2" in table and "b: 3" in table
+    assert page.locator("#version-diff .diff_chg").count() >= 2  # both sides marked

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -108,7 +110,12 @@ def new() -> Any:
             flash(f"Created {behavior.name} (version {version.version}).", "success")
             return redirect(url_for("behaviors.detail", name=behavior.name))
     status = 422 if problems else 200
-    return render_template("behaviors/new.html", source=source, problems=problems), status
+    return render_template(
+        "behaviors/new.html",
+        source=source,
+        problems=problems,
+        problem_marks=problem_lines(source, problems),
+    ), status
 
 
 def _peek_name(source: str) -> str | None:
@@ -191,6 +198,7 @@ def _render_detail(
             shown=shown,
             source=source,
             problems=problems,
+            problem_marks=problem_lines(source, problems),
             definition=definition,
             payload=payload
             if payload is not None
@@ -199,6 +207,82 @@ def _render_detail(
             max_payload_bytes=MAX_PAYLOAD_BYTES,
         ),
         status,
+    )
+
+
+PROBLEM_PATH = re.compile(r"^(?P<path>[A-Za-z_][\w\-]*(?:\[\d+\]|\.[\w\-]+)*): ")
+YAML_LINE = re.compile(r"\bline (\d+)")
+
+
+def problem_lines(source: str, problems: list[str]) -> list[dict[str, Any]]:
+    """Where each problem is in the text, for the editor's markers: a problem's path
+    (`steps[1].soql: ...`) is looked up in the YAML node tree (the deepest node that exists,
+    so a missing key points at its parent); a parse error names its own line."""
+    import yaml
+
+    try:
+        root = yaml.compose(source)
+    except yaml.YAMLError:
+        root = None
+    marks = []
+    for problem in problems:
+        line = None
+        if problem.startswith("source:"):
+            found = YAML_LINE.search(problem)
+            line = int(found.group(1)) if found else None
+        elif root is not None and (match := PROBLEM_PATH.match(problem)):
+            line = _node_line(root, match.group("path"))
+        if line is not None:
+            marks.append({"line": line, "message": problem})
+    return marks
+
+
+def _node_line(root: Any, path: str) -> int:
+    import yaml
+
+    node, line = root, root.start_mark.line + 1
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if isinstance(node, yaml.MappingNode) and not part.startswith("["):
+            pair = next((kv for kv in node.value if kv[0].value == part), None)
+            if pair is None:
+                break
+            line, node = pair[0].start_mark.line + 1, pair[1]
+        elif isinstance(node, yaml.SequenceNode) and part.startswith("["):
+            index = int(part[1:-1])
+            if index >= len(node.value):
+                break
+            node = node.value[index]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+@bp.get("/<name>/diff")
+def diff(name: str) -> Any:
+    """Two versions side by side (difflib's HTML table)."""
+    import difflib
+
+    behavior = _behavior_or_404(name)
+    versions = {v.version: v for v in _versions(behavior)}
+    new = request.args.get("to", type=int) or behavior.current_version
+    old = request.args.get("from", type=int) or new - 1
+    if old not in versions or new not in versions:
+        abort(404)
+    table = difflib.HtmlDiff(wrapcolumn=70).make_table(
+        versions[old].source.splitlines(),
+        versions[new].source.splitlines(),
+        f"v{old}",
+        f"v{new}",
+        context=False,
+    )
+    return render_template(
+        "behaviors/diff.html",
+        behavior=behavior,
+        table=Markup(table),
+        old=old,
+        new=new,
+        versions=sorted(versions),
     )
 
 
