@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     from . import auth, health, metrics, oauth, pages
     from .api import api
-    from .pages import accounts, behaviors, runs, schedules, services
+    from .pages import accounts, behaviors, runs, schedules, services, workers
 
     auth.init_app(app)
     for module in (
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         behaviors,
         schedules,
         runs,
+        workers,
         metrics,
     ):
         app.register_blueprint(module.bp)
