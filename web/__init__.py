@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     from . import auth, health, metrics, oauth, pages
     from .api import api
-    from .pages import accounts, behaviors, runs, schedules, services, workers
+    from .pages import accounts, admin, behaviors, runs, schedules, services, workers
 
     auth.init_app(app)
     for module in (
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         schedules,
         runs,
         workers,
+        admin,
         metrics,
     ):
         app.register_blueprint(module.bp)

@@ -271,3 +271,24 @@ def test_the_editor_marks_an_error_at_its_line(live_server: Any, admin_page: Any
     table = page.inner_text("#version-diff").replace("\xa0", " ")
     assert "v1" in table and "v2" in table and "b: 2" in table and "b: 3" in table
     assert page.locator("#version-diff .diff_chg").count() >= 2  # both sides marked
+
+
+def test_a_token_is_created_and_revoked(live_server: Any, admin_page: Any) -> None:
+    page = admin_page("/admin/")
+    page.fill("#token-name", "ci-pipeline")
+    page.click("text=Create token")
+    plaintext = page.inner_text("#new-token pre").strip()
+    url = f"{live_server.url}/api/v1/behaviors"
+    import requests
+
+    headers = {"Authorization": f"Bearer {plaintext}"}
+    assert requests.get(url, headers=headers, timeout=10).status_code == 200
+    page.goto(live_server.url + "/admin/")
+    assert plaintext not in page.content()
+    row = page.locator("#tokens tr", has_text="ci-pipeline")
+    assert "never" not in row.inner_text()  # the use above is shown
+    page.on("dialog", lambda dialog: dialog.accept())
+    row.locator("button:has-text('Revoke')").click()
+    page.wait_for_selector("text=Revoked the token ci-pipeline")
+    assert "revoked" in page.locator("#tokens tr", has_text="ci-pipeline").inner_text()
+    assert requests.get(url, headers=headers, timeout=10).status_code == 401
