@@ -297,7 +297,8 @@ def delete_behavior(name: str) -> None:
     "POST",
     "/packages",
     "Import a package of behaviors; an invalid package is rejected whole (422)",
-    description="201 when a behavior was created, 200 when all existed.",
+    description="201 when a behavior was created, 200 when all existed (or on a dry run). "
+    "Existing behaviors that differ are changed only with update: true (else skipped).",
     body=PackageBody,
     response=ImportReport,
     status=201,
@@ -314,4 +315,5 @@ def import_package_route(*, body: PackageBody) -> Any:
         report = import_package(
             session, source, fmt, account=body.account, update=body.update, dry_run=body.dry_run
         )
-    return report.to_dict(), 201 if report.count("created") else 200
+    created = report.count("created") and not report.dry_run
+    return report.to_dict(), 201 if created else 200

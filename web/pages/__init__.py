@@ -29,7 +29,8 @@ def api_reference() -> Any:
     from flask import current_app
 
     # Through the view, not its internals: whatever builds the document, this shows it.
-    document = current_app.view_functions["api.openapi_json"]().get_json()
+    answer = current_app.make_response(current_app.view_functions["api.openapi_json"]())
+    document = answer.get_json()
     return render_template("api_reference.html", doc=document)
 
 
