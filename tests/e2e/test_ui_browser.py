@@ -292,3 +292,39 @@ def test_a_token_is_created_and_revoked(live_server: Any, admin_page: Any) -> No
     page.wait_for_selector("text=Revoked the token ci-pipeline")
     assert "revoked" in page.locator("#tokens tr", has_text="ci-pipeline").inner_text()
     assert requests.get(url, headers=headers, timeout=10).status_code == 401
+
+
+def test_dashboard_accounts_and_workers_update_in_place(
+    live_server: Any, sim: Any, linked_account: Any, worker: Any, admin_page: Any
+) -> None:
+    runtime = live_server.runtime
+    linked_account(name="acme-prod")
+    with runtime.Session.begin() as session:
+        save_behavior(session, WATCHED)
+    page = admin_page("/")
+    loaded = page.evaluate("performance.timeOrigin")
+    assert "Runs succeeded" in page.inner_text("#dashboard-live")
+    from shared.runs import create_run
+    from worker.tasks.runs import enqueue
+
+    with runtime.Session.begin() as session:
+        run, _ = create_run(session, "watched", {}, trigger="manual")
+        run_id = run.id
+    enqueue(run_id)
+    # The dashboard (polled every 5 s) shows the run without a reload.
+    page.wait_for_selector(f"#dashboard-live a[href$='/runs/{run_id}']", timeout=30000)
+    page.wait_for_selector("#dashboard-live td span.badge.succeeded", timeout=60000)
+    assert page.evaluate("performance.timeOrigin") == loaded
+    screenshot(page, "dashboard")
+
+    page.goto(live_server.url + "/accounts")
+    assert "expires in 1h 59m" in page.inner_text("#accounts-live") or "expires in 2h" in (
+        page.inner_text("#accounts-live")
+    )
+    screenshot(page, "accounts")
+
+    page.goto(live_server.url + "/workers/")
+    page.wait_for_selector("#workers", timeout=30000)
+    assert worker.hostname_prefix in page.inner_text("#workers")
+    assert page.locator("#runs-chart rect.bar.succeeded").count() >= 1
+    screenshot(page, "workers")

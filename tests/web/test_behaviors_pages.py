@@ -226,3 +226,20 @@ def test_a_too_large_run_payload_states_the_limit_and_keeps_the_text(client, log
     assert f'data-max-bytes="{MAX_PAYLOAD_BYTES}"' in page
     with runtime.Session() as session:
         assert session.scalar(select(func.count()).select_from(Run)) == 0
+
+
+def test_problem_lines_follow_the_path_into_the_yaml() -> None:
+    from web.pages.behaviors import problem_lines
+
+    source = "name: x\nsteps:\n  - id: a\n    action: set\n  - id: b\n    action: nope\n"
+    marks = problem_lines(
+        source,
+        [
+            'steps[1].action: unknown action "nope"',
+            "steps[0].vars: required",  # missing key: the step's own line
+            "steps[7].id: no such step",  # out of range: the list's key
+            "source: invalid YAML on line 4, column 3",
+            "no path here",
+        ],
+    )
+    assert [m["line"] for m in marks] == [6, 3, 2, 4]

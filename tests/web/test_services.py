@@ -202,3 +202,12 @@ def test_page_delete_with_accounts_asks_first(logged_in, linked_account, runtime
     assert "revoked 1 of 1 accounts" in page
     with runtime.Session() as session:
         assert session.scalar(select(func.count()).select_from(Account)) == 0
+
+
+def test_page_problems_name_the_fields_as_the_form_labels_them(logged_in):
+    token = logged_in.csrf_token("/services/new")
+    response = logged_in.client.post("/services/new", data={"name": "x", "csrf_token": token})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "<li><b>Consumer key (client id)</b>:" in page
+    assert "<li>client_id:" not in page
