@@ -147,7 +147,7 @@ def test_pages_create_edit_and_delete(logged_in, sim, runtime):
     )  # fmt: skip
     assert bad.status_code == 422
     text = bad.get_data(as_text=True)
-    assert "Nothing was saved" in text and "login_url: must use https" in text
+    assert "Nothing was saved" in text and "<b>Login URL</b>: must use https" in text
 
     response = client.post(
         "/services/new",
