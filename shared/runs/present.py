@@ -64,6 +64,7 @@ def run_to_dict(run: Run, *, include_steps: bool = True) -> dict[str, Any]:
         "wait_reason": run.wait_reason,
         "cancel_requested": run.cancel_requested,
         # A cancel that came during the last step: the run ended before it could stop.
+        "dry_run": run.trigger == "dry_run",  # writes were shown, not sent
         "finished_before_cancel": bool(run.cancel_requested) and run.status in (SUCCEEDED, FAILED),
         "current_step": (run.progress or {}).get("current_step") if run.status == RUNNING else None,
         "waits": (run.progress or {}).get("waits") or [],

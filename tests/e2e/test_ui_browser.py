@@ -328,3 +328,58 @@ def test_dashboard_accounts_and_workers_update_in_place(
     assert worker.hostname_prefix in page.inner_text("#workers")
     assert page.locator("#runs-chart rect.bar.succeeded").count() >= 1
     screenshot(page, "workers")
+
+
+DRY = """\
+name: dry-case
+account: acme-prod
+inputs:
+  email: {type: string, required: true}
+steps:
+  - id: contact
+    action: salesforce.query
+    soql: "SELECT Id FROM Contact WHERE Email = {{ inputs.email | soql }}"
+  - id: case
+    action: salesforce.create
+    sobject: Case
+    fields: {Subject: "Help", ContactId: "{{ steps.contact.records[0].Id }}"}
+result: "{{ steps.case.id }}"
+"""
+
+
+def test_a_dry_run_sends_reads_and_no_write(
+    live_server: Any, sim: Any, linked_account: Any, worker: Any, admin_page: Any
+) -> None:
+    runtime = live_server.runtime
+    linked_account(name="acme-prod")
+    contact = sim.control.create_record(
+        "Contact", {"LastName": "Lovelace", "Email": "ada@acme.example"}
+    )
+    with runtime.Session.begin() as session:
+        save_behavior(session, DRY)
+    cases_before = len(sim.control.records("Case"))
+    sim.control.clear_log()
+    page = admin_page("/behaviors/dry-case")
+    page.fill("#payload", '{"email": "ada@acme.example"}')
+    page.click("#dry-run")
+    page.wait_for_url(re.compile(r".*/runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    page.wait_for_selector('#run-live[data-status="succeeded"]', timeout=60000)
+    assert "Dry run." in page.inner_text("#dry-run-note")
+    write = page.locator("details.exchange", has_text="not sent")
+    assert write.count() == 1
+    write.locator("summary").click()
+    shown = write.inner_text()
+    assert "POST" in shown and "/sobjects/Case" in shown and contact in shown  # the exact body
+    screenshot(page, "dry-run")
+
+    log = sim.control.log()
+    methods = [(entry.get("method"), entry.get("path", "")) for entry in log]
+    assert any(m == "GET" and "/query" in p for m, p in methods), methods
+    assert not any(m in ("POST", "PATCH", "DELETE") and "/services/data/" in p for m, p in methods)
+    assert len(sim.control.records("Case")) == cases_before
+    from shared.runs import load_run, run_to_dict
+
+    with runtime.Session() as session:
+        answer = run_to_dict(load_run(session, run_id))
+    assert answer["dry_run"] is True and answer["result"] == "000DRYRUN000000AAA"

@@ -115,6 +115,9 @@ class ImportReport(Reply):
     skipped: int
     dry_run: bool
     notes: list[str]
+    schedules: list[dict[str, Any]] = Field(
+        default_factory=list, description="the package's schedules: name and what happened"
+    )
 
 
 def _source_from_body(body: DefinitionBody) -> tuple[str, str | None]:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.behaviors.dry_run import DRY_RUN_TRIGGER
 from shared.behaviors.packages import import_package
 from shared.behaviors.registry import registered
 from shared.behaviors.store import MAX_PAYLOAD_BYTES, DefinitionInvalid, save_behavior
@@ -309,6 +310,7 @@ def delete(name: str) -> Any:
 def run(name: str) -> Any:
     from shared.runs import BehaviorNotFound, PayloadInvalid, create_run
 
+    dry_run = request.form.get("mode") == "dry_run"
     raw = request.form.get("payload", "").strip() or "{}"
     try:
         payload = json.loads(raw)
@@ -320,8 +322,10 @@ def run(name: str) -> Any:
             session,
             name,
             payload,
-            trigger="manual",
-            default_max_attempts=settings().run_max_attempts,
+            trigger=DRY_RUN_TRIGGER if dry_run else "manual",
+            # A dry run makes one attempt (unless the behavior sets its own): a retry would
+            # only repeat the reads.
+            default_max_attempts=1 if dry_run else settings().run_max_attempts,
         )
         session.commit()
     except PayloadInvalid as exc:
