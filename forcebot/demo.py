@@ -72,6 +72,22 @@ def link_demo(runtime: Runtime, callback_url: str, simulator_url: str) -> Iterat
     names = ", ".join(item["name"] for item in report.to_dict()["behaviors"])
     yield f"Behaviors from packages/salesforce-bot.yaml: {names}"
     yield (
-        "Try: forcebot trigger find-contact-by-email "
+        f"Try: {runnable_command()} trigger find-contact-by-email "
         """--payload '{"email": "ada@acme.example"}' --wait"""
     )
+
+
+def runnable_command() -> str:
+    """How to run `forcebot` from any shell: the bare name when it is on PATH, else the
+    script beside this interpreter (a virtualenv that is not activated), else `python -m`."""
+    import shlex
+    import shutil
+    import sys
+    from pathlib import Path
+
+    beside = Path(sys.executable).parent / "forcebot"
+    on_path = shutil.which("forcebot")
+    if beside.exists():
+        same = on_path is not None and Path(on_path).resolve() == beside.resolve()
+        return "forcebot" if same else shlex.quote(str(beside))
+    return "forcebot" if on_path else f"{shlex.quote(sys.executable)} -m forcebot"

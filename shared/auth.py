@@ -96,3 +96,25 @@ def verify_api_token(session: Session, plaintext: str) -> ApiToken | None:
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         token.last_used_at = now
     return token
+
+
+def revoke_api_token(session: Session, token_id: int) -> ApiToken | None:
+    """Revoke a token (kept, with its revocation time, so the list shows what happened)."""
+    token = session.get(ApiToken, token_id)
+    if token is not None and token.revoked_at is None:
+        token.revoked_at = utcnow()
+    return token
+
+
+def change_password(session: Session, admin_id: int, current: str, new: str) -> None:
+    """Set a new password after checking the current one; raise AdminError listing problems."""
+    admin = session.get(Admin, admin_id)
+    problems = []
+    if admin is None or not check_password_hash(admin.password_hash, current):
+        problems.append("current_password: wrong password")
+    if len(new) < 8:
+        problems.append("new_password: expected at least 8 characters")
+    if problems:
+        raise AdminError("; ".join(problems))
+    assert admin is not None
+    admin.password_hash = generate_password_hash(new)

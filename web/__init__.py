@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     settings = settings or Settings.from_env()
     runtime = runtime or Runtime(settings)
 
-    app = Flask(__name__, static_folder=None)
+    app = Flask(__name__, static_folder="static")
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     from . import auth, health, metrics, oauth, pages
     from .api import api
-    from .pages import accounts, behaviors, runs, schedules, services, webhooks
+    from .pages import accounts, admin, behaviors, runs, schedules, services, webhooks, workers
 
     auth.init_app(app)
     for module in (
@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         schedules,
         webhooks,
         runs,
+        workers,
+        admin,
         metrics,
     ):
         app.register_blueprint(module.bp)

@@ -24,7 +24,11 @@ login_manager.login_message = "Please log in to continue."
 
 # The only endpoints reachable without a session or token (and the API spec's own route is
 # behind the token like the rest of the API).
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "oauth.callback", "health.healthz", "health.readyz"})
+PUBLIC_ENDPOINTS = frozenset(
+    {"auth.login", "oauth.callback", "health.healthz", "health.readyz", "static", "pages.favicon"}
+)
+# API routes a logged-in browser may read with its session (the API reference page).
+SESSION_API_ENDPOINTS = frozenset({"api.openapi_json"})
 # Pages that also take an API token instead of a login: a Prometheus scraper has no session.
 TOKEN_ENDPOINTS = frozenset({"metrics.metrics"})
 
@@ -70,9 +74,14 @@ def _require_authentication() -> Any:
     endpoint = request.endpoint
     if endpoint in PUBLIC_ENDPOINTS:
         return None
+    if endpoint in SESSION_API_ENDPOINTS and current_user.is_authenticated:
+        return None
     if request.path.startswith("/api/") or (
         endpoint in TOKEN_ENDPOINTS and request.headers.get("Authorization")
     ):
+        return _authenticate_api()
+    if endpoint in TOKEN_ENDPOINTS and not current_user.is_authenticated:
+        # A scraper cannot follow a login page: say what it needs instead.
         return _authenticate_api()
     if not current_user.is_authenticated:
         return login_manager.unauthorized()

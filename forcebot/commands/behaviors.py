@@ -38,8 +38,13 @@ def package() -> None:
     metavar="NAME",
     help="Run every behavior of the package on this connected account.",
 )
-def package_import(file: str, account: str | None) -> None:
-    """Import a package of behaviors (YAML/JSON); an invalid package imports nothing."""
+@click.option("--dry-run", is_flag=True, help="Show what would change (with diffs); save nothing.")
+@click.option("--update", is_flag=True, help="Also change existing behaviors that differ.")
+def package_import(file: str, account: str | None, dry_run: bool, update: bool) -> None:
+    """Import a package of behaviors (YAML/JSON); an invalid package imports nothing.
+
+    New behaviors are created; existing ones that differ are kept (and listed as skipped,
+    with their diff) unless --update is given."""
     from shared.behaviors.packages import import_package
     from shared.behaviors.store import DefinitionInvalid
     from shared.runtime import Runtime
@@ -50,17 +55,24 @@ def package_import(file: str, account: str | None) -> None:
     runtime = Runtime(settings)
     try:
         with runtime.Session.begin() as session:
-            report = import_package(session, source, fmt, account=account)
+            report = import_package(
+                session, source, fmt, account=account, update=update, dry_run=dry_run
+            )
     except DefinitionInvalid as exc:
         _report_problems(file, exc.problems, "nothing was imported")
     finally:
         runtime.close()
+    would = "would be " if dry_run else ""
     for entry in report.behaviors:
-        click.echo(f"{entry['status']:>9}  {entry['name']} (version {entry['version']})")
+        status = entry["status"]
+        click.echo(f"{would}{status:>9}  {entry['name']} (version {entry['version']})")
+        if entry.get("diff") and (dry_run or status == "skipped"):
+            click.echo(entry["diff"].rstrip("\n"))
     summary = report.to_dict()
     click.echo(
+        f"{'dry run, nothing saved: ' if dry_run else ''}"
         f"{summary['created']} created, {summary['updated']} updated, "
-        f"{summary['unchanged']} unchanged"
+        f"{summary['unchanged']} unchanged, {summary['skipped']} skipped"
     )
     for note in report.notes:
         click.echo(f"note: {note}")

@@ -19,10 +19,20 @@ every save. Because a package is written before the user has linked anything, im
 an `account` override that replaces the top-level `account:` of every behavior in it (the
 CLI's `--account NAME`, the API's `"account"` field, the page's account box). The shipped
 package names `demo`, the account `forcebot up --demo` creates.
+
+Existing behaviors change only when asked. Every behavior is compared with the stored current
+version (as parsed definitions, so a reformatted file is not a change): a new name is
+`created`, an equal one `unchanged`, and a different one is `updated` only with
+`update=True`; without it the stored version is kept and the entry says `skipped`, with the
+diff that `update=True` would apply. `dry_run=True` saves nothing and reports what the same
+call would do (each entry's `version` is the version it would get). The page shows that
+dry run as a confirm step; the CLI has `--dry-run` and `--update`. Schedules in a package are
+created or updated by name on import (not subject to `update`); a dry run only counts them.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +56,7 @@ class ImportReport:
     behaviors: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     schedules: list[dict[str, Any]] = field(default_factory=list)
+    dry_run: bool = False
 
     def count(self, status: str) -> int:
         return sum(1 for entry in self.behaviors if entry["status"] == status)
@@ -56,6 +67,8 @@ class ImportReport:
             "created": self.count("created"),
             "updated": self.count("updated"),
             "unchanged": self.count("unchanged"),
+            "skipped": self.count("skipped"),
+            "dry_run": self.dry_run,
             "notes": self.notes,
             "schedules": self.schedules,
         }
@@ -63,6 +76,17 @@ class ImportReport:
 
 def _behavior_source(definition: dict[str, Any]) -> str:
     return yaml.safe_dump(definition, sort_keys=False, allow_unicode=True, width=100)
+
+
+def definition_diff(old: dict[str, Any], new: dict[str, Any], name: str) -> str:
+    """A unified diff between two definitions, both written the same way (YAML)."""
+    lines = difflib.unified_diff(
+        _behavior_source(old).splitlines(keepends=True),
+        _behavior_source(new).splitlines(keepends=True),
+        fromfile=f"{name} (stored)",
+        tofile=f"{name} (package)",
+    )
+    return "".join(lines)
 
 
 def package_problems(package: Any) -> list[str]:
@@ -94,9 +118,17 @@ def read_package(source: str, fmt: str | None = None) -> dict[str, Any]:
 
 
 def import_package(
-    session: Session, source: str, fmt: str | None = None, *, account: str | None = None
+    session: Session,
+    source: str,
+    fmt: str | None = None,
+    *,
+    account: str | None = None,
+    update: bool = False,
+    dry_run: bool = False,
 ) -> ImportReport:
-    """Validate every behavior, then save them all; raise DefinitionInvalid saving nothing."""
+    """Validate every behavior, then create the new ones (and, with `update`, change the
+    existing ones that differ); raise DefinitionInvalid saving nothing. `dry_run` saves
+    nothing and reports what would happen."""
     package = read_package(source, fmt)
     problems: list[str] = []
     prepared: list[tuple[str, dict[str, Any], str]] = []
@@ -123,19 +155,40 @@ def import_package(
     if problems:
         raise DefinitionInvalid(problems)
 
-    report = ImportReport()
+    report = ImportReport(dry_run=dry_run)
     for name, definition, text in prepared:
         current = get_version(session, name)
-        if current is not None and current.definition == definition:
-            report.behaviors.append(
-                {"name": name, "status": "unchanged", "version": current.version}
-            )
-            continue
-        _, version, created = save_behavior(session, text, "yaml")
-        status = "created" if created else "updated"
-        report.behaviors.append({"name": name, "status": status, "version": version.version})
+        if current is None:
+            entry: dict[str, Any] = {"name": name, "status": "created", "version": 1}
+        elif current.definition == definition:
+            entry = {"name": name, "status": "unchanged", "version": current.version}
+        else:
+            entry = {
+                "name": name,
+                "status": "updated" if update else "skipped",
+                "version": current.version + 1 if update else current.version,
+                "stored_version": current.version,
+                "changed_keys": sorted(
+                    key
+                    for key in set(current.definition) | set(definition)
+                    if current.definition.get(key) != definition.get(key)
+                ),
+                "diff": definition_diff(current.definition, definition, name),
+            }
+        if not dry_run and entry["status"] in ("created", "updated"):
+            _, version, _ = save_behavior(session, text, "yaml")
+            entry["version"] = version.version
+        report.behaviors.append(entry)
+    if report.count("skipped"):
+        report.notes.append(
+            f"{report.count('skipped')} existing behavior(s) differ from the package and "
+            "are kept as they are; import with update to change them"
+        )
     schedules = package.get("schedules") or []
-    if schedules:
+    if schedules and dry_run:
+        # Schedules are created or updated by name on import; a dry run only counts them.
+        report.notes.append(f"{len(schedules)} schedule(s) would be created or updated by name")
+    elif schedules:
         # After the behaviors, in the same transaction: an entry may name one of them, and a
         # bad entry raises so the caller rolls the whole import back.
         try:

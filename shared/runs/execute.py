@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared import outbound, webhooks
 from shared.behaviors import engine
+from shared.behaviors.dry_run import DRY_RUN_TRIGGER, DryRunSession
 from shared.behaviors.store import LoadedBehavior, load_behavior, validate_payload
 from shared.config import RunTimings, run_timings
 from shared.models import Account, Attempt, Run, utcnow
@@ -240,7 +241,9 @@ def execute_claimed(
             ),
         )
     purpose = "scheduled" if claim.trigger in SCHEDULED_TRIGGERS else "trigger"
-    client_for = _client_factory(runtime, behavior, recorder, purpose, client_factory)
+    client_for = _client_factory(
+        runtime, behavior, recorder, purpose, client_factory, claim.trigger == DRY_RUN_TRIGGER
+    )
     ctx = engine.ExecutionContext(
         run_id=claim.run_id,
         attempt=claim.attempt,
@@ -280,6 +283,7 @@ def _client_factory(
     recorder: RunRecorder,
     purpose: str,
     override: Callable[..., Any] | None,
+    dry_run: bool = False,
 ) -> Callable[[str | None, Callable[[dict[str, Any]], None] | None], Any]:
     def client_for(
         account: str | None, on_exchange: Callable[[dict[str, Any]], None] | None
@@ -294,8 +298,10 @@ def _client_factory(
         recorder.account_id = account_id
         if override is not None:
             return override(runtime, account_id, on_exchange=on_exchange, purpose=purpose)
+        # A dry run's client sends reads and answers writes itself (shared.behaviors.dry_run).
+        http = DryRunSession() if dry_run else None
         return SalesforceClient.for_account(
-            runtime, account_id, on_exchange=on_exchange, purpose=purpose
+            runtime, account_id, on_exchange=on_exchange, purpose=purpose, http=http
         )
 
     return client_for

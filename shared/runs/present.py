@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from shared.models import Run, RunStep, isoformat
-from shared.models.runs import RUNNING
+from shared.models.runs import FAILED, RUNNING, SUCCEEDED
 
 
 def step_to_dict(step: RunStep, attempt_number: int | None = None) -> dict[str, Any]:
@@ -63,6 +63,9 @@ def run_to_dict(run: Run, *, include_steps: bool = True) -> dict[str, Any]:
         "next_attempt_at": isoformat(run.next_attempt_at),
         "wait_reason": run.wait_reason,
         "cancel_requested": run.cancel_requested,
+        # A cancel that came during the last step: the run ended before it could stop.
+        "dry_run": run.trigger == "dry_run",  # writes were shown, not sent
+        "finished_before_cancel": bool(run.cancel_requested) and run.status in (SUCCEEDED, FAILED),
         "current_step": (run.progress or {}).get("current_step") if run.status == RUNNING else None,
         "waits": (run.progress or {}).get("waits") or [],
         "created_at": isoformat(run.created_at),

@@ -20,9 +20,9 @@ def test_import_the_shipped_package(settings, runtime):
     result = _run(settings, "package", "import", str(PACKAGE))
     assert result.exit_code == 0, result.output
     assert "created  find-contact-by-email (version 1)" in result.output
-    assert "4 created, 0 updated, 0 unchanged" in result.output
+    assert "4 created, 0 updated, 0 unchanged, 0 skipped" in result.output
     again = _run(settings, "package", "import", str(PACKAGE))
-    assert "0 created, 0 updated, 4 unchanged" in again.output
+    assert "0 created, 0 updated, 4 unchanged, 0 skipped" in again.output
     assert behavior_counts(runtime) == (4, 4)
 
 
@@ -35,6 +35,49 @@ def test_account_override(settings, runtime):
     result = _run(settings, "package", "import", str(PACKAGE), "--account", "acme-prod")
     assert result.exit_code == 0, result.output
     assert behavior_counts(runtime) == (4, 4)
+
+
+def _current_account(runtime, name):
+    from shared.behaviors.store import get_version
+
+    with runtime.Session() as session:
+        version = get_version(session, name)
+        return version.version, version.definition["account"]
+
+
+def test_import_with_another_account_changes_nothing_without_update(settings, runtime):
+    add_account(runtime, "demo")
+    add_account(runtime, "acme-prod")
+    assert _run(settings, "package", "import", str(PACKAGE)).exit_code == 0
+
+    plain = _run(settings, "package", "import", str(PACKAGE), "--account", "acme-prod")
+    assert plain.exit_code == 0, plain.output
+    assert "skipped  find-contact-by-email (version 1)" in plain.output
+    assert "-account: demo" in plain.output and "+account: acme-prod" in plain.output
+    assert "0 created, 0 updated, 0 unchanged, 4 skipped" in plain.output
+    assert _current_account(runtime, "find-contact-by-email") == (1, "demo")
+
+    dry = _run(
+        settings,
+        "package",
+        "import",
+        str(PACKAGE),
+        "--account",
+        "acme-prod",
+        "--update",
+        "--dry-run",
+    )
+    assert dry.exit_code == 0, dry.output
+    assert "would be   updated  find-contact-by-email (version 2)" in dry.output
+    assert "dry run, nothing saved: 0 created, 4 updated" in dry.output
+    assert behavior_counts(runtime) == (4, 4)
+
+    updated = _run(
+        settings, "package", "import", str(PACKAGE), "--account", "acme-prod", "--update"
+    )
+    assert "0 created, 4 updated, 0 unchanged, 0 skipped" in updated.output
+    assert _current_account(runtime, "find-contact-by-email") == (2, "acme-prod")
+    assert behavior_counts(runtime) == (4, 8)
 
 
 def test_invalid_package_lists_every_problem_and_saves_nothing(settings, runtime, tmp_path):

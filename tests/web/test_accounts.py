@@ -116,6 +116,33 @@ def test_pages_list_detail_and_needs_reauth(logged_in, linked_account, runtime, 
     assert relink.headers["Location"].startswith(sim.login_url + "/services/oauth2/authorize?")
 
 
+def test_link_form_keeps_what_was_chosen_and_typed(logged_in, linked_account, runtime, sim):
+    linked_account(name="acme-prod")
+    linked_account(name="acme-sandbox", service_name="sim-2")
+    with runtime.Session() as session:
+        second = session.query(Service).filter_by(name="sim-2").one().id
+    client = logged_in.client
+    response = client.post(
+        "/accounts/link",
+        data={
+            "service_id": str(second),
+            "name": "acme-prod",  # taken
+            "csrf_token": logged_in.csrf_token("/accounts"),
+        },
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "Cannot link:" in page
+    assert f'<option value="{second}" selected>' in page
+    assert 'value="acme-prod"' in page
+    # Labels, not raw status words; the token's expiry as a countdown.
+    listing = client.get("/accounts").get_data(as_text=True)
+    assert "expires in 1h 59m" in listing or "expires in 2h" in listing
+    with runtime.Session.begin() as session:
+        session.execute(update(Account).values(status="needs_reauth"))
+    assert ">needs re-authorization<" in client.get("/accounts").get_data(as_text=True)
+
+
 def test_page_refresh_and_unlink(logged_in, linked_account, runtime, sim):
     client = logged_in.client
     account_id = linked_account()

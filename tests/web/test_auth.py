@@ -2,7 +2,14 @@ import re
 
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 
-PUBLIC = {"auth.login", "oauth.callback", "health.healthz", "health.readyz"}
+PUBLIC = {
+    "auth.login",
+    "oauth.callback",
+    "health.healthz",
+    "health.readyz",
+    "static",
+    "pages.favicon",
+}
 
 
 def _csrf(client, path="/login"):
@@ -80,6 +87,19 @@ def test_every_route_but_the_public_ones_refuses_anonymous_requests(app, client)
     assert checked >= 3
 
 
+def test_static_files_and_favicon_are_served(client):
+    assert client.get("/favicon.ico").headers["Location"].endswith("/static/favicon.svg")
+    assert client.get("/static/favicon.svg").status_code == 200
+    htmx = client.get("/static/vendor/htmx/htmx.min.js")
+    assert htmx.status_code == 200 and b"htmx" in htmx.data
+
+
+def test_openapi_is_served_to_a_logged_in_session(logged_in):
+    response = logged_in.client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert response.get_json()["openapi"].startswith("3.")
+
+
 def test_api_rejects_missing_and_wrong_tokens(client, api):
     assert client.get("/api/v1/openapi.json").status_code == 401
     response = client.get("/api/v1/openapi.json", headers={"Authorization": "Bearer nope"})
@@ -146,3 +166,13 @@ def test_csrf_failure_says_what_to_do(client, auth):
     response = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
     assert response.status_code == 400
     assert "reload the page and try again" in response.get_data(as_text=True)
+
+
+def test_api_reference_page_renders_the_document(logged_in):
+    page = logged_in.client.get("/api-reference").get_data(as_text=True)
+    doc = logged_in.client.get("/api/v1/openapi.json").get_json()
+    for path, operations in doc["paths"].items():
+        for method in operations:
+            assert f"{method.upper()}</span> <code>{path}</code>" in page
+    for name in doc["components"]["schemas"]:
+        assert f'id="schema-{name}"' in page

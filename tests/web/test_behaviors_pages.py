@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from markupsafe import escape
 from sqlalchemy import func, select
 
-from shared.models import Behavior, BehaviorVersion
+from shared.models import Account, Behavior, BehaviorVersion, Run
+from web.pages.behaviors import PACKAGE_FILE
 
 SOURCE = """\
 name: page-made
@@ -79,10 +81,13 @@ def test_import_bundled_package_and_delete(
     named_account()
     client = logged_in.client
     token = logged_in.csrf_token("/behaviors/import")
-    response = client.post(
-        "/behaviors/import",
-        data={"bundled": "salesforce-bot", "account": "acme-prod", "csrf_token": token},
-    )
+    form = {"bundled": "salesforce-bot", "account": "acme-prod", "csrf_token": token}
+    preview = client.post("/behaviors/import", data=form)
+    assert preview.status_code == 200, preview.get_data(as_text=True)
+    assert "Nothing has been saved yet" in preview.get_data(as_text=True)
+    with runtime.Session() as session:
+        assert session.scalar(select(func.count()).select_from(Behavior)) == 0
+    response = client.post("/behaviors/import", data={**form, "confirm": "create"})
     assert response.status_code == 200, response.get_data(as_text=True)
     page = response.get_data(as_text=True)
     assert "4 created, 0 updated, 0 unchanged" in page
@@ -93,6 +98,38 @@ def test_import_bundled_package_and_delete(
     assert response.status_code == 302
     with runtime.Session() as session:
         assert session.scalar(select(Behavior).where(Behavior.name == "create-lead")) is None
+
+
+def test_import_shows_changes_and_updates_only_when_asked(
+    logged_in: Any, runtime: Any, named_account: Any
+) -> None:
+    from shared.behaviors.store import get_version
+
+    named_account()
+    client = logged_in.client
+    token = logged_in.csrf_token("/behaviors/import")
+    form = {"bundled": "salesforce-bot", "account": "acme-prod", "csrf_token": token}
+    client.post("/behaviors/import", data={**form, "confirm": "create"})
+    with runtime.Session.begin() as session:
+        service_id = session.scalar(select(Account.service_id))
+        session.add(Account(service_id=service_id, name="other"))
+    changed = {"source": PACKAGE_FILE.read_text(), "account": "other", "csrf_token": token}
+    preview = client.post("/behaviors/import", data=changed).get_data(as_text=True)
+    assert "differs from the stored version 1" in preview
+    assert "-account: acme-prod" in preview and "+account: other" in preview
+    assert "Create and update" in preview
+
+    kept = client.post("/behaviors/import", data={**changed, "confirm": "create"})
+    assert "kept as they were" in kept.get_data(as_text=True)
+    with runtime.Session() as session:
+        assert all(
+            get_version(session, name).definition["account"] == "acme-prod"
+            for name in ("find-contact-by-email", "create-lead")
+        )
+    client.post("/behaviors/import", data={**changed, "confirm": "update"})
+    with runtime.Session() as session:
+        first = get_version(session, "find-contact-by-email")
+        assert (first.version, first.definition["account"]) == (2, "other")
 
 
 def test_import_pasted_invalid_package(logged_in: Any, runtime: Any) -> None:
@@ -113,14 +150,13 @@ def test_forms_require_csrf(logged_in: Any) -> None:
 
 
 def test_run_form_queues_a_run(logged_in: Any, runtime: Any, named_account: Any) -> None:
-    from shared.models import Run
-
     named_account()
     client = logged_in.client
     token = logged_in.csrf_token("/behaviors/new")
     client.post("/behaviors/new", data={"source": SOURCE, "csrf_token": token})
     bad = client.post("/behaviors/page-made/run", data={"payload": "{nope", "csrf_token": token})
-    assert bad.status_code == 302
+    assert bad.status_code == 422
+    assert "not valid JSON" in bad.get_data(as_text=True) and "{nope" in bad.get_data(as_text=True)
     response = client.post("/behaviors/page-made/run", data={"payload": "{}", "csrf_token": token})
     assert response.status_code == 302
     with runtime.Session() as session:
@@ -168,8 +204,42 @@ def test_a_rejected_run_payload_comes_back_for_editing(client, logged_in, runtim
     response = client.post(
         "/behaviors/needs-email/run",
         data={"payload": '{"emial": "typo@example.com"}', "csrf_token": token},
-        follow_redirects=True,
     )
     page = response.get_data(as_text=True)
     assert "The payload was rejected" in page
     assert "typo@example.com" in page
+    assert response.status_code == 422
+
+
+def test_a_too_large_run_payload_states_the_limit_and_keeps_the_text(client, logged_in, runtime):
+    from shared.behaviors.store import MAX_PAYLOAD_BYTES, save_behavior
+
+    with runtime.Session.begin() as session:
+        save_behavior(session, "name: big\nsteps:\n  - id: x\n    action: set\n    vars: {a: 1}\n")
+    big = '{"notes": "' + "x" * (MAX_PAYLOAD_BYTES + 10) + '"}'
+    token = logged_in.csrf_token("/behaviors/big")
+    response = client.post("/behaviors/big/run", data={"payload": big, "csrf_token": token})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert f"the limit is {MAX_PAYLOAD_BYTES}" in page
+    assert str(escape(big)) in page  # all of it, not only what fits in a cookie
+    assert f'data-max-bytes="{MAX_PAYLOAD_BYTES}"' in page
+    with runtime.Session() as session:
+        assert session.scalar(select(func.count()).select_from(Run)) == 0
+
+
+def test_problem_lines_follow_the_path_into_the_yaml() -> None:
+    from web.pages.behaviors import problem_lines
+
+    source = "name: x\nsteps:\n  - id: a\n    action: set\n  - id: b\n    action: nope\n"
+    marks = problem_lines(
+        source,
+        [
+            'steps[1].action: unknown action "nope"',
+            "steps[0].vars: required",  # missing key: the step's own line
+            "steps[7].id: no such step",  # out of range: the list's key
+            "source: invalid YAML on line 4, column 3",
+            "no path here",
+        ],
+    )
+    assert [m["line"] for m in marks] == [6, 3, 2, 4]

@@ -11,7 +11,8 @@ def test_metrics_needs_auth_and_reports_runs(client, logged_in, runtime, api_tok
 
 def test_metrics_accepts_a_bearer_token(app, api_token):
     anonymous = app.test_client().get("/metrics")
-    assert anonymous.status_code == 302
+    assert anonymous.status_code == 401  # not a redirect to the login page a scraper can't use
+    assert "Bearer" in anonymous.headers["WWW-Authenticate"]
     scraped = app.test_client().get("/metrics", headers={"Authorization": f"Bearer {api_token}"})
     assert scraped.status_code == 200
     assert "forcebot_runs" in scraped.get_data(as_text=True)

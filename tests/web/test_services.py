@@ -147,7 +147,7 @@ def test_pages_create_edit_and_delete(logged_in, sim, runtime):
     )  # fmt: skip
     assert bad.status_code == 422
     text = bad.get_data(as_text=True)
-    assert "Nothing was saved" in text and "login_url: must use https" in text
+    assert "Nothing was saved" in text and "<b>Login URL</b>: must use https" in text
 
     response = client.post(
         "/services/new",
@@ -202,3 +202,12 @@ def test_page_delete_with_accounts_asks_first(logged_in, linked_account, runtime
     assert "revoked 1 of 1 accounts" in page
     with runtime.Session() as session:
         assert session.scalar(select(func.count()).select_from(Account)) == 0
+
+
+def test_page_problems_name_the_fields_as_the_form_labels_them(logged_in):
+    token = logged_in.csrf_token("/services/new")
+    response = logged_in.client.post("/services/new", data={"name": "x", "csrf_token": token})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "<li><b>Consumer key (client id)</b>:" in page
+    assert "<li>client_id:" not in page

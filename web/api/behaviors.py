@@ -58,6 +58,8 @@ class PackageBody(Body):
         None, description="replaces every behavior's account (it must exist)"
     )
     package: dict[str, Any] | None = Field(None, description="the package as a JSON object")
+    update: bool = Field(False, description="also change existing behaviors that differ")
+    dry_run: bool = Field(False, description="report what would happen; save nothing")
 
     model_config = {"json_schema_extra": {"anyOf": [{"required": ["source"]},
                                                     {"required": ["package"]}]}}  # fmt: skip
@@ -98,8 +100,11 @@ class VersionQuery(Query):
 
 class Imported(Reply):
     name: str
-    status: Literal["created", "updated", "unchanged"]
+    status: Literal["created", "updated", "unchanged", "skipped"]
     version: int
+    stored_version: int | None = None
+    changed_keys: list[str] | None = None
+    diff: str | None = Field(None, description="unified diff, stored → package")
 
 
 class ImportReport(Reply):
@@ -107,7 +112,12 @@ class ImportReport(Reply):
     created: int
     updated: int
     unchanged: int
+    skipped: int
+    dry_run: bool
     notes: list[str]
+    schedules: list[dict[str, Any]] = Field(
+        default_factory=list, description="the package's schedules: name and what happened"
+    )
 
 
 def _source_from_body(body: DefinitionBody) -> tuple[str, str | None]:
@@ -290,7 +300,8 @@ def delete_behavior(name: str) -> None:
     "POST",
     "/packages",
     "Import a package of behaviors; an invalid package is rejected whole (422)",
-    description="201 when a behavior was created, 200 when all existed.",
+    description="201 when a behavior was created, 200 when all existed (or on a dry run). "
+    "Existing behaviors that differ are changed only with update: true (else skipped).",
     body=PackageBody,
     response=ImportReport,
     status=201,
@@ -304,5 +315,8 @@ def import_package_route(*, body: PackageBody) -> Any:
         assert body.source is not None  # the model requires one of the two
         source, fmt = body.source, body.format
     with _saving("behaviors were saved concurrently; try again") as session:
-        report = import_package(session, source, fmt, account=body.account)
-    return report.to_dict(), 201 if report.count("created") else 200
+        report = import_package(
+            session, source, fmt, account=body.account, update=body.update, dry_run=body.dry_run
+        )
+    created = report.count("created") and not report.dry_run
+    return report.to_dict(), 201 if created else 200

@@ -102,6 +102,10 @@ class RunSummary(Reply):
     next_attempt_at: Time
     wait_reason: str | None
     cancel_requested: bool
+    dry_run: bool = Field(description="a dry run: reads were sent, writes were only recorded")
+    finished_before_cancel: bool = Field(
+        description="a cancel came during the last step; the run ended before it could stop"
+    )
     current_step: str | None
     waits: list[dict[str, Any]]
     created_at: Time

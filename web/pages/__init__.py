@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from shared.models import Account, Behavior, Run, Service, utcnow
@@ -12,6 +12,31 @@ from shared.models import Account, Behavior, Run, Service, utcnow
 from ..db import db
 
 bp = Blueprint("pages", __name__)
+
+
+def live_template(page: str, fragment: str) -> str:
+    """The fragment alone for htmx's polling requests (HX-Request), else the whole page.
+
+    Live parts of a page poll their own URL every few seconds and swap the answer in place;
+    without JavaScript the page still renders whole (and a reload shows the news)."""
+    return fragment if request.headers.get("HX-Request") == "true" else page
+
+
+@bp.get("/api-reference")
+def api_reference() -> Any:
+    """The API reference, rendered on the server from the same document as
+    /api/v1/openapi.json (no CDN, no client-side renderer)."""
+    from flask import current_app
+
+    # Through the view, not its internals: whatever builds the document, this shows it.
+    answer = current_app.make_response(current_app.view_functions["api.openapi_json"]())
+    document = answer.get_json()
+    return render_template("api_reference.html", doc=document)
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Any:
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
 
 
 @bp.get("/")
@@ -35,7 +60,7 @@ def index() -> Any:
         ).where(Run.status == "queued")
     )
     return render_template(
-        "index.html",
+        live_template("index.html", "_dashboard.html"),
         counts=counts,
         by_status=by_status,
         recent=recent,

@@ -14,6 +14,7 @@ from shared.models import Account, Behavior, BehaviorVersion, Run, Service, utcn
 
 from ..db import db, get_or_404, runtime, settings
 from ..oauth import BINDING_KEY
+from . import live_template
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 
@@ -49,12 +50,17 @@ def _back() -> Any:
 
 
 @bp.get("")
-def index() -> Any:
+def index(form: dict[str, str] | None = None, problems: list[str] | None = None) -> Any:
     session_ = db()
     accounts = session_.scalars(select(Account).order_by(Account.name)).all()
     services = session_.scalars(select(Service).order_by(Service.name)).all()
     return render_template(
-        "accounts/index.html", accounts=accounts, services=services, now=utcnow()
+        live_template("accounts/index.html", "accounts/_table.html"),
+        accounts=accounts,
+        services=services,
+        now=utcnow(),
+        form=form,
+        problems=problems,
     )
 
 
@@ -85,7 +91,9 @@ def detail(account_id: int) -> Any:
     )
 
 
-def _start(service_id: Any, name: Any) -> Any:
+def _start(service_id: Any, name: Any, *, keep_form: bool = False) -> Any:
+    """Start linking; on bad input flash and go back, or (`keep_form`, the link form) show the
+    form again with what the user chose and typed."""
     session_ = db()
     try:
         started = start_link(
@@ -98,6 +106,9 @@ def _start(service_id: Any, name: Any) -> Any:
         )
     except LinkInvalid as exc:
         session_.rollback()
+        if keep_form:
+            form = {"service_id": str(service_id), "name": str(name)}
+            return index(form=form, problems=exc.problems), 422
         for problem in exc.problems:
             flash(f"Cannot link: {problem}", "error")
         return _back()
@@ -107,7 +118,7 @@ def _start(service_id: Any, name: Any) -> Any:
 
 @bp.post("/link")
 def link() -> Any:
-    return _start(request.form.get("service_id", ""), request.form.get("name", ""))
+    return _start(request.form.get("service_id", ""), request.form.get("name", ""), keep_form=True)
 
 
 @bp.post("/<int:account_id>/relink")

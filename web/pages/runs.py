@@ -9,9 +9,11 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from sqlalchemy import func, select
 
 from shared import runs
+from shared.behaviors.store import get_version
 from shared.models import Account, Run
 
 from ..db import db, settings
+from . import live_template
 
 bp = Blueprint("runs", __name__, url_prefix="/runs")
 
@@ -32,7 +34,7 @@ def index() -> Any:
     behaviors = list(db().scalars(select(Run.behavior_name).distinct().order_by(Run.behavior_name)))
     active = db().scalar(select(func.count()).select_from(Run).where(Run.status.in_(runs.ACTIVE)))
     return render_template(
-        "runs/index.html",
+        live_template("runs/index.html", "runs/_list.html"),
         runs=page,
         statuses=runs.STATUSES,
         status=status,
@@ -60,8 +62,10 @@ def detail(run_id: int) -> Any:
         for wait in data.get("waits") or []
     ]
     account = db().get(Account, run.account_id) if run.account_id else None
+    latest = get_version(db(), run.behavior_name) if run.behavior_version else None
     return render_template(
-        "runs/detail.html",
+        live_template("runs/detail.html", "runs/_detail.html"),
+        latest_version=latest.version if latest else None,
         run=run,
         data=data,
         waits=waits,
@@ -87,11 +91,21 @@ def _change(run_id: int, action: str) -> Any:
     try:
         if action == "retry":
             run = runs.retry_run(session, run_id)
-            message = f"Run {run_id} queued again."
+            message = f"Run {run_id} queued again"
+            if request.form.get("version") == "latest":
+                latest = get_version(session, run.behavior_name)
+                if latest is None:
+                    raise runs.BehaviorNotFound(run.behavior_name)
+                # Recorded on the run: the worker's claim reads the version from the row.
+                run.behavior_version = latest.version
+            if run.behavior_version:
+                message += f" with version {run.behavior_version}"
+            message += "."
         elif action == "cancel":
             run = runs.cancel_run(session, run_id)
             message = (
-                f"Run {run_id} will stop at its next step."
+                f"Run {run_id} will stop before its next step; if it is on its last step, "
+                "it finishes first (the page then says so)."
                 if run.status == "running"
                 else f"Run {run_id} cancelled."
             )
@@ -108,7 +122,7 @@ def _change(run_id: int, action: str) -> Any:
     except (runs.PayloadInvalid, runs.BehaviorNotFound) as exc:
         session.rollback()
         problems = getattr(exc, "problems", None) or ["the behavior no longer exists"]
-        flash("Cannot replay: " + "; ".join(problems), "error")
+        flash(f"Cannot {action}: " + "; ".join(problems), "error")
         return redirect(url_for("runs.detail", run_id=run_id))
     session.commit()
     if action in ("retry", "replay"):

@@ -144,8 +144,32 @@ def test_package_import_reports_created_updated_unchanged(runtime: Any) -> None:
     assert [(e["name"], e["status"]) for e in report.schedules] == [("every-minute", "unchanged")]
     assert [(e["name"], e["status"], e["version"]) for e in report.behaviors] == [
         ("one", "unchanged", 1),
+        ("two", "skipped", 1),
+    ]
+    assert report.behaviors[1]["changed_keys"] == ["steps"]
+    assert "-  message: stop\n" in report.behaviors[1]["diff"]
+    assert "+  message: halt" in report.behaviors[1]["diff"]
+    assert behavior_counts(runtime) == (2, 2)
+    with runtime.Session.begin() as session:
+        report = import_package(
+            session, PACKAGE.replace("message: stop", "message: halt"), update=True
+        )
+    assert [(e["name"], e["status"], e["version"]) for e in report.behaviors] == [
+        ("one", "unchanged", 1),
         ("two", "updated", 2),
     ]
+
+
+def test_package_dry_run_saves_nothing(runtime: Any) -> None:
+    add_account(runtime, "demo")
+    with runtime.Session.begin() as session:
+        report = import_package(session, PACKAGE, dry_run=True)
+    assert report.to_dict()["dry_run"] is True
+    assert [(e["name"], e["status"], e["version"]) for e in report.behaviors] == [
+        ("one", "created", 1),
+        ("two", "created", 1),
+    ]
+    assert behavior_counts(runtime) == (0, 0)
 
 
 def test_an_invalid_package_is_rejected_whole(runtime: Any) -> None:

@@ -1,0 +1,385 @@
+"""Issue 13's views in a real browser (Debian's Chromium through Playwright; skipped without
+it): each test drives one defect fix or new view the way a user would.
+
+Set FORCEBOT_SCREENSHOTS=DIR to keep screenshots of the views (docs/screenshots/ holds the
+ones the README shows).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.behaviors.store import get_version, save_behavior
+from shared.models import Account, Behavior, Run, Service
+from tests.conftest import ROOT
+
+PACKAGE = Path(ROOT) / "packages" / "salesforce-bot.yaml"
+
+
+WATCHED = """\
+name: watched
+account: acme-prod
+steps:
+  - id: contacts
+    action: salesforce.query
+    soql: "SELECT Id FROM Contact"
+  - id: limits
+    action: http.request
+    method: GET
+    url: /services/data/v62.0/limits
+result: "{{ steps.contacts.totalSize }}"
+"""
+
+
+@pytest.fixture
+def no_worker(settings: Any, _session_workers: dict[str, Any]) -> None:
+    """Stop this backend's shared worker, so a test decides when work is taken."""
+    proc = _session_workers.get(settings.database_url)
+    if proc is not None:
+        proc.stop()
+
+
+def screenshot(page: Any, name: str) -> None:
+    """Keep a screenshot of the page when FORCEBOT_SCREENSHOTS names a directory."""
+    target = os.environ.get("FORCEBOT_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(target) / f"{name}.png"), full_page=True)
+
+
+def _accounts(runtime: Any, *names: str) -> None:
+    with runtime.Session.begin() as session:
+        service = Service(
+            name="s",
+            client_id="c",
+            client_secret_enc=runtime.crypto.encrypt("x"),
+            login_url="https://login.example",
+        )
+        session.add(service)
+        session.flush()
+        for name in names:
+            session.add(Account(service_id=service.id, name=name))
+
+
+def _account_of(runtime: Any, name: str) -> tuple[int, str]:
+    with runtime.Session() as session:
+        version = get_version(session, name)
+        assert version is not None
+        return version.version, version.definition["account"]
+
+
+def test_import_changes_nothing_until_confirmed(live_server: Any, admin_page: Any) -> None:
+    runtime = live_server.runtime
+    _accounts(runtime, "acme-prod", "other")
+    page = admin_page("/behaviors/import")
+    page.select_option("#account", "acme-prod")
+    page.click("text=Check the bundled Salesforce Bot package")
+    page.wait_for_selector("#import-preview")
+    assert "Nothing has been saved yet" in page.inner_text("#import-preview")
+    with runtime.Session() as session:
+        assert session.scalar(select(func.count()).select_from(Behavior)) == 0
+    page.click("#confirm-create")
+    page.wait_for_selector("text=4 created")
+
+    # The same package for another account: the preview shows the diff, and keeps everything.
+    page.goto(live_server.url + "/behaviors/import")
+    page.select_option("#account", "other")
+    page.click("text=Check the bundled Salesforce Bot package")
+    preview = page.inner_text("#import-preview")
+    assert "differs from the stored version 1" in preview
+    assert "-account: acme-prod" in preview and "+account: other" in preview
+    screenshot(page, "import-preview")
+    assert _account_of(runtime, "create-lead") == (1, "acme-prod")
+    page.click("#confirm-create")
+    page.wait_for_selector("text=kept as they were")
+    assert _account_of(runtime, "create-lead") == (1, "acme-prod")
+
+    # Only the explicit "Create and update" changes them.
+    page.goto(live_server.url + "/behaviors/import")
+    page.select_option("#account", "other")
+    page.click("text=Check the bundled Salesforce Bot package")
+    page.click("#confirm-update")
+    page.wait_for_selector("text=4 updated")
+    assert _account_of(runtime, "create-lead") == (2, "other")
+
+
+def test_a_run_is_watched_from_queued_to_succeeded_with_an_http_section_left_open(
+    live_server: Any,
+    sim: Any,
+    linked_account: Any,
+    no_worker: None,
+    worker_factory: Any,
+    admin_page: Any,
+) -> None:
+    runtime = live_server.runtime
+    linked_account(name="acme-prod")
+    with runtime.Session.begin() as session:
+        save_behavior(session, WATCHED)
+    # The second step's request is held for a few seconds: the first step's HTTP section is
+    # opened while the run is still running, and must stay open through the live updates.
+    sim.control.add_fault("/services/data/v62.0/limits", status=None, delay_seconds=8)
+    page = admin_page("/behaviors/watched")
+    page.click("text=Run now")
+    page.wait_for_url(re.compile(r".*/runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    assert page.get_attribute("#run-live", "data-status") == "queued"
+    loaded = page.evaluate("performance.getEntriesByType('navigation').length")
+
+    worker_factory(concurrency=1)
+    first = page.locator("details.exchange").first
+    first.wait_for(timeout=60000)
+    assert page.get_attribute("#run-live", "data-status") == "running"
+    first.locator("summary").click()
+    assert first.get_attribute("open") is not None
+    page.wait_for_selector('#run-live[data-status="succeeded"]', timeout=60000)
+
+    assert page.locator("details.exchange").count() == 2
+    assert page.locator("details.exchange").first.get_attribute("open") is not None
+    assert "Response body" in page.locator("details.exchange").first.inner_text()
+    # Updated in place: still the page that was loaded, no reload happened.
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == loaded
+    assert page.evaluate("window.performance.navigation.type") == 0
+    with runtime.Session() as session:
+        assert session.get(Run, run_id).status == "succeeded"
+    screenshot(page, "run-detail")
+
+
+LAST_STEP_SLOW = """\
+name: slow-last
+account: acme-prod
+steps:
+  - id: limits
+    action: http.request
+    method: GET
+    url: /services/data/v62.0/limits
+"""
+
+
+def test_a_cancel_during_the_last_step_says_it_finished_before_it_could_stop(
+    live_server: Any, sim: Any, linked_account: Any, worker: Any, admin_page: Any
+) -> None:
+    runtime = live_server.runtime
+    linked_account(name="acme-prod")
+    with runtime.Session.begin() as session:
+        save_behavior(session, LAST_STEP_SLOW)
+    sim.control.add_fault("/services/data/v62.0/limits", status=None, delay_seconds=8)
+    page = admin_page("/behaviors/slow-last")
+    page.click("text=Run now")
+    page.wait_for_url(re.compile(r".*/runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    page.wait_for_selector('#run-live[data-status="running"]', timeout=60000)
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("button.danger:has-text('Cancel')")
+    page.wait_for_selector("text=if it is on its last step, it finishes first")
+    page.wait_for_selector('#run-live[data-status="succeeded"]', timeout=60000)
+    assert "finished before it could stop" in page.inner_text("#cancel-outcome")
+    answer = page.request.get(f"{live_server.url}/api/v1/openapi.json")
+    assert answer.status == 200  # a logged-in browser reads the document with its session
+    with runtime.Session() as session:
+        run = session.get(Run, run_id)
+        assert (run.status, run.cancel_requested) == ("succeeded", True)
+
+
+def test_retry_offers_the_failed_version_and_the_latest(
+    live_server: Any, sim: Any, linked_account: Any, worker: Any, admin_page: Any
+) -> None:
+    runtime = live_server.runtime
+    linked_account(name="acme-prod")
+    broken = WATCHED.replace("SELECT Id FROM Contact", "SELECT Nmae FROM Contact")
+    with runtime.Session.begin() as session:
+        save_behavior(session, broken.replace("name: watched", "name: fixable"))
+    page = admin_page("/behaviors/fixable")
+    page.click("text=Run now")
+    page.wait_for_url(re.compile(r".*/runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    page.wait_for_selector('#run-live[data-status="failed"]', timeout=60000)
+    assert page.locator("#retry-latest").count() == 0
+    with runtime.Session.begin() as session:
+        save_behavior(session, WATCHED.replace("name: watched", "name: fixable"))
+    page.reload()
+    assert page.inner_text("#retry-same") == "Retry (version 1)"
+    assert page.inner_text("#retry-latest") == "Retry with latest (version 2)"
+    page.click("#retry-latest")
+    page.wait_for_selector("text=queued again with version 2")
+    page.wait_for_selector('#run-live[data-status="succeeded"]', timeout=60000)
+    with runtime.Session() as session:
+        assert session.get(Run, run_id).behavior_version == 2
+
+
+def test_api_reference_page_lists_the_operations(live_server: Any, admin_page: Any) -> None:
+    page = admin_page("/api-reference")
+    assert "Forcebot API" in page.inner_text("h1")
+    page.click("summary:has-text('/behaviors/{name}/runs')")
+    assert page.locator("details.operation[open]").count() == 1
+    page.click("a:has-text('openapi.json')")
+    assert '"openapi"' in page.content()
+
+
+BAD_STEP = """\
+name: typo
+account: acme-prod
+steps:
+  - id: ok
+    action: set
+    vars: {a: 1}
+  - id: broken
+    action: salesforce.qurey
+"""
+
+
+def test_the_editor_marks_an_error_at_its_line(live_server: Any, admin_page: Any) -> None:
+    runtime = live_server.runtime
+    _accounts(runtime, "acme-prod")
+    page = admin_page("/behaviors/new")
+    page.wait_for_selector(".CodeMirror")
+    assert page.locator(".CodeMirror-linenumber").count() > 3  # line numbers
+    page.evaluate("text => window.forcebotEditor.setValue(text)", BAD_STEP)
+    page.click("button:has-text('Create')")
+    page.wait_for_selector(".problem-marker")
+    assert 'unknown action "salesforce.qurey"' in page.inner_text(".flash.error")
+    marked = page.evaluate(
+        "() => { const cm = window.forcebotEditor, out = [];"
+        " for (let i = 0; i < cm.lineCount(); i++) {"
+        "   const info = cm.lineInfo(i);"
+        "   if (info.gutterMarkers && info.gutterMarkers['problem-markers'])"
+        "     out.push([i + 1, info.gutterMarkers['problem-markers'].title]); }"
+        " return out; }"
+    )
+    assert [line for line, _ in marked] == [8]
+    assert marked[0][1].startswith('steps[1].action: unknown action "salesforce.qurey"')
+    assert page.locator(".cm-problem-line").count() == 1
+    assert page.evaluate("window.forcebotEditor.getValue()") == BAD_STEP  # kept for fixing
+    screenshot(page, "editor-error")
+    with runtime.Session() as session:
+        assert session.scalar(select(func.count()).select_from(Behavior)) == 0
+
+    # Fixed and saved twice: the versions compare side by side.
+    fixed = BAD_STEP.replace("salesforce.qurey", "set\n    vars: {b: 2}")
+    page.evaluate("text => window.forcebotEditor.setValue(text)", fixed)
+    page.click("button:has-text('Create')")
+    page.wait_for_url(live_server.url + "/behaviors/typo")
+    page.evaluate("text => window.forcebotEditor.setValue(text)", fixed.replace("b: 2", "b: 3"))
+    page.click("text=Save as a new version")
+    page.wait_for_selector("text=Saved version 2")
+    page.click("text=diff with v1")
+    table = page.inner_text("#version-diff").replace("\xa0", " ")
+    assert "v1" in table and "v2" in table and "b: 2" in table and "b: 3" in table
+    assert page.locator("#version-diff .diff_chg").count() >= 2  # both sides marked
+
+
+def test_a_token_is_created_and_revoked(live_server: Any, admin_page: Any) -> None:
+    page = admin_page("/admin/")
+    page.fill("#token-name", "ci-pipeline")
+    page.click("text=Create token")
+    plaintext = page.inner_text("#new-token pre").strip()
+    url = f"{live_server.url}/api/v1/behaviors"
+    import requests
+
+    headers = {"Authorization": f"Bearer {plaintext}"}
+    assert requests.get(url, headers=headers, timeout=10).status_code == 200
+    page.goto(live_server.url + "/admin/")
+    assert plaintext not in page.content()
+    row = page.locator("#tokens tr", has_text="ci-pipeline")
+    assert "never" not in row.inner_text()  # the use above is shown
+    page.on("dialog", lambda dialog: dialog.accept())
+    row.locator("button:has-text('Revoke')").click()
+    page.wait_for_selector("text=Revoked the token ci-pipeline")
+    assert "revoked" in page.locator("#tokens tr", has_text="ci-pipeline").inner_text()
+    assert requests.get(url, headers=headers, timeout=10).status_code == 401
+
+
+def test_dashboard_accounts_and_workers_update_in_place(
+    live_server: Any, sim: Any, linked_account: Any, worker: Any, admin_page: Any
+) -> None:
+    runtime = live_server.runtime
+    linked_account(name="acme-prod")
+    with runtime.Session.begin() as session:
+        save_behavior(session, WATCHED)
+    page = admin_page("/")
+    loaded = page.evaluate("performance.timeOrigin")
+    assert "Runs succeeded" in page.inner_text("#dashboard-live")
+    from shared.runs import create_run
+    from worker.tasks.runs import enqueue
+
+    with runtime.Session.begin() as session:
+        run, _ = create_run(session, "watched", {}, trigger="manual")
+        run_id = run.id
+    enqueue(run_id)
+    # The dashboard (polled every 5 s) shows the run without a reload.
+    page.wait_for_selector(f"#dashboard-live a[href$='/runs/{run_id}']", timeout=30000)
+    page.wait_for_selector("#dashboard-live td span.badge.succeeded", timeout=60000)
+    assert page.evaluate("performance.timeOrigin") == loaded
+    screenshot(page, "dashboard")
+
+    page.goto(live_server.url + "/accounts")
+    assert "expires in 1h 59m" in page.inner_text("#accounts-live") or "expires in 2h" in (
+        page.inner_text("#accounts-live")
+    )
+    screenshot(page, "accounts")
+
+    page.goto(live_server.url + "/workers/")
+    page.wait_for_selector("#workers", timeout=30000)
+    assert worker.hostname_prefix in page.inner_text("#workers")
+    assert page.locator("#runs-chart rect.bar.succeeded").count() >= 1
+    screenshot(page, "workers")
+
+
+DRY = """\
+name: dry-case
+account: acme-prod
+inputs:
+  email: {type: string, required: true}
+steps:
+  - id: contact
+    action: salesforce.query
+    soql: "SELECT Id FROM Contact WHERE Email = {{ inputs.email | soql }}"
+  - id: case
+    action: salesforce.create
+    sobject: Case
+    fields: {Subject: "Help", ContactId: "{{ steps.contact.records[0].Id }}"}
+result: "{{ steps.case.id }}"
+"""
+
+
+def test_a_dry_run_sends_reads_and_no_write(
+    live_server: Any, sim: Any, linked_account: Any, worker: Any, admin_page: Any
+) -> None:
+    runtime = live_server.runtime
+    linked_account(name="acme-prod")
+    contact = sim.control.create_record(
+        "Contact", {"LastName": "Lovelace", "Email": "ada@acme.example"}
+    )
+    with runtime.Session.begin() as session:
+        save_behavior(session, DRY)
+    cases_before = len(sim.control.records("Case"))
+    sim.control.clear_log()
+    page = admin_page("/behaviors/dry-case")
+    page.fill("#payload", '{"email": "ada@acme.example"}')
+    page.click("#dry-run")
+    page.wait_for_url(re.compile(r".*/runs/\d+$"))
+    run_id = int(page.url.rsplit("/", 1)[1])
+    page.wait_for_selector('#run-live[data-status="succeeded"]', timeout=60000)
+    assert "Dry run." in page.inner_text("#dry-run-note")
+    write = page.locator("details.exchange", has_text="not sent")
+    assert write.count() == 1
+    write.locator("summary").click()
+    shown = write.inner_text()
+    assert "POST" in shown and "/sobjects/Case" in shown and contact in shown  # the exact body
+    screenshot(page, "dry-run")
+
+    log = sim.control.log()
+    methods = [(entry.get("method"), entry.get("path", "")) for entry in log]
+    assert any(m == "GET" and "/query" in p for m, p in methods), methods
+    assert not any(m in ("POST", "PATCH", "DELETE") and "/services/data/" in p for m, p in methods)
+    assert len(sim.control.records("Case")) == cases_before
+    from shared.runs import load_run, run_to_dict
+
+    with runtime.Session() as session:
+        answer = run_to_dict(load_run(session, run_id))
+    assert answer["dry_run"] is True and answer["result"] == "000DRYRUN000000AAA"
