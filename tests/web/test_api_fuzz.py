@@ -435,7 +435,8 @@ def test_service_id_as_unicode_digits_is_422(target: Target) -> None:
 
 
 @pytest.mark.parametrize(
-    "cursor", ["csK", "cjk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OQ", "cjIxNDc0ODM2NDg", "\x00"]
+    "cursor",
+    ["csK", "cjk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OQ", "cjIxNDc0ODM2NDg", "\x00", "r2147483648", "r"],
 )
 def test_bad_cursor_is_422(target: Target, cursor: str) -> None:
     response = target.send("get", "/runs", query_string={"cursor": cursor})
