@@ -86,8 +86,9 @@ def test_bad_definition_is_422_listing_every_problem(api: Any, runtime: Any) -> 
     )
     assert any(d.startswith("steps[2].vars.x: template accesses") for d in details)
     assert any(d.startswith("steps[3].message: template syntax error on line 1") for d in details)
-    assert "inputs.email.type: must be one of string, integer, number, boolean, object, array" in (
-        details
+    assert (
+        "inputs.email.type: must be one of string, integer, number, boolean, object, array, "
+        "date, datetime" in (details)
     )
     assert 'account: unknown account "nowhere"' in details
     assert any(d.startswith("name:") for d in details)
@@ -135,3 +136,35 @@ def test_openapi_describes_the_routes(api: Any) -> None:
     assert {"post", "get"} <= set(paths["/behaviors"])
     assert {"get", "put", "delete"} <= set(paths["/behaviors/{name}"])
     assert "post" in paths["/packages"]
+
+
+def test_max_attempts_must_be_a_whole_number(api):
+    definition = {"name": "frac", "max_attempts": 2.5,
+                  "steps": [{"id": "a", "action": "fail", "message": "m"}]}  # fmt: skip
+    response = api.post("/behaviors", json=definition)
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"] == ["max_attempts: must be a whole number"]
+    source = "name: frac\nmax_attempts: 2.5\nsteps:\n  - {id: a, action: fail, message: m}\n"
+    response = api.post("/behaviors", json={"source": source})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"] == ["max_attempts: must be a whole number"]
+    assert api.get("/behaviors/frac").status_code == 404
+
+
+def test_behavior_schema_is_served_and_validates_the_shipped_package(api):
+    from pathlib import Path
+
+    import jsonschema
+    import yaml
+
+    response = api.get("/schemas/behavior.json")
+    assert response.status_code == 200
+    schema = response.get_json()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    path = Path(__file__).resolve().parents[2] / "packages" / "salesforce-bot.yaml"
+    package = yaml.safe_load(path.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    assert [e.message for e in validator.iter_errors(package)] == []
+    broken = {**package["behaviors"][0], "max_attempts": 2.5}
+    assert not validator.is_valid(broken)
+    assert not validator.is_valid({**package["behaviors"][0], "steps": [{"id": "a"}]})

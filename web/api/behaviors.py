@@ -306,3 +306,17 @@ def import_package_route(*, body: PackageBody) -> Any:
     with _saving("behaviors were saved concurrently; try again") as session:
         report = import_package(session, source, fmt, account=body.account)
     return report.to_dict(), 201 if report.count("created") else 200
+
+
+@operation(
+    api,
+    "GET",
+    "/schemas/behavior.json",
+    "JSON Schema of a behavior definition or package (for editors' completion)",
+    description="Generated from the same models that validate definitions on save; the "
+    "checks a schema cannot state (templates, step references) still run on save.",
+)
+def behavior_schema() -> Any:
+    from shared.behaviors.definition import definition_json_schema
+
+    return definition_json_schema()

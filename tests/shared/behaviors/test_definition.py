@@ -56,8 +56,9 @@ def test_every_problem_is_listed_with_its_path() -> None:
     }
     problems = validate_definition(definition)
     assert "name: use lowercase letters, digits and - (at most 100 characters)" in problems
-    assert "inputs.email.type: must be one of string, integer, number, boolean, object, array" in (
-        problems
+    assert (
+        "inputs.email.type: must be one of string, integer, number, boolean, object, array, "
+        "date, datetime" in (problems)
     )
     assert "inputs.n.default: expected integer, got string" in problems
     assert 'steps[1].id: duplicate "case" (also steps[0])' in problems
@@ -119,7 +120,7 @@ def test_nested_ids_are_unique_across_the_behavior() -> None:
         ],
     }
     problems = validate_definition(definition)
-    assert problems == [
+    assert sorted(problems) == [
         'steps[1].steps[0].id: duplicate "a" (also steps[0])',
         "steps[1].steps[1].action: required",
     ]
@@ -136,3 +137,62 @@ def test_yaml_aliases_are_refused() -> None:
     bomb = 'a: &a ["x", "x"]\nb: &b [*a, *a]\nc: [*b, *b]\n'
     with pytest.raises(ParseError, match="aliases"):
         parse_source(bomb)
+
+
+@pytest.mark.parametrize("key", ["max_attempts", "timeout_seconds"])
+def test_integers_must_be_whole_numbers(key: str) -> None:
+    definition = parse_source("name: x\nsteps:\n  - {id: a, action: fail, message: m}\n")
+    assert validate_definition({**definition, key: 2.5}) == [f"{key}: must be a whole number"]
+    assert validate_definition({**definition, key: "3"}) == [f"{key}: must be a whole number"]
+    assert validate_definition({**definition, key: True}) == [f"{key}: must be a whole number"]
+    assert validate_definition({**definition, key: 3.0}) == []  # YAML's 3.0 is the integer 3
+    assert validate_definition({**definition, key: 0}) == [f"{key}: must be at least 1"]
+
+
+def test_step_integers_take_whole_numbers_or_templates() -> None:
+    step = {"id": "q", "action": "salesforce.query", "soql": "SELECT Id FROM Case"}
+    for value, ok in ((5, True), ("{{ inputs.n }}", True), (2.5, False), ("five", False)):
+        problems = validate_definition({"name": "x", "steps": [{**step, "limit": value}]})
+        assert (problems == []) is ok, (value, problems)
+        if not ok:
+            assert all(p.startswith("steps[0].limit:") for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("kind", "good", "bad"),
+    [
+        ("date", "2024-05-31", ["2024-5-31", "2024-02-30", "31/05/2024", "2024-05-31T10:00:00"]),
+        ("datetime", "2024-05-31T09:30:00Z", ["2024-05-31", "2024-05-31T25:00", "yesterday"]),
+    ],
+)
+def test_date_and_datetime_inputs_take_iso_8601_text(kind: str, good: str, bad: list) -> None:
+    from shared.behaviors.definition import type_problem
+
+    assert type_problem(good, kind) is None
+    for value in bad:
+        assert f"ISO 8601 {kind}" in (type_problem(value, kind) or ""), value
+    assert type_problem(20240531, kind) == f"expected {kind}, got number"
+    definition = {"name": "x", "inputs": {"since": {"type": kind, "default": bad[0]}},
+                  "steps": [{"id": "a", "action": "fail", "message": "m"}]}  # fmt: skip
+    assert [p.split(":")[0] for p in validate_definition(definition)] == ["inputs.since.default"]
+    definition["inputs"]["since"]["default"] = good
+    assert validate_definition(definition) == []
+
+
+def test_shipped_package_fits_the_json_schema() -> None:
+    from pathlib import Path
+
+    import jsonschema
+
+    from shared.behaviors.definition import definition_json_schema
+
+    root = Path(__file__).resolve().parents[3]
+    package = parse_source((root / "packages" / "salesforce-bot.yaml").read_text())
+    schema = definition_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(package)
+    for behavior in package["behaviors"]:
+        jsonschema.Draft202012Validator(schema).validate(behavior)
+        assert validate_definition(behavior) == [], behavior["name"]
+    bad = {**package["behaviors"][0], "max_attempts": 2.5}
+    assert not jsonschema.Draft202012Validator(schema).is_valid(bad)
