@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import jinja2
+import jinja2.nodes
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -374,6 +376,7 @@ def validate_definition(definition: Any) -> list[str]:
     _StepWalker(problems).steps(definition.get("steps"), "steps", 1)
     if "result" in definition:
         _templates_in(definition["result"], "result", problems)
+    problems += reference_problems(definition)
     json_problems(definition, "", problems)
     return problems
 
@@ -655,3 +658,173 @@ def _action_at(definition: Any, loc: tuple[Any, ...]) -> str | None:
             node = node[part]
     action = node.get("action") if isinstance(node, dict) else None
     return action if isinstance(action, str) and action in ACTIONS else None
+
+
+# --------------------------------------------------------------------------- references
+
+
+_SOQL_FILTERS = frozenset({"soql", "soql_like"})
+_PARSER = jinja2.Environment()  # parsing only: the sandbox matters when rendering
+
+
+def _parse_template(text: str, *, expression: bool) -> jinja2.nodes.Template | None:
+    try:
+        return _PARSER.parse("{{ " + text + " }}" if expression else text)
+    except jinja2.TemplateSyntaxError:
+        return None  # reported by check_template
+
+
+def _names_under(tree: jinja2.nodes.Node, root: str) -> list[str]:
+    """Every `root.X` / `root['X']` the template reads."""
+    found: list[str] = []
+    for node in tree.find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem)):
+        target = getattr(node, "node", None)
+        if not (isinstance(target, jinja2.nodes.Name) and target.name == root):
+            continue
+        if isinstance(node, jinja2.nodes.Getattr):
+            found.append(node.attr)
+        elif isinstance(node, jinja2.nodes.Getitem):
+            arg = node.arg
+            if isinstance(arg, jinja2.nodes.Const) and isinstance(arg.value, str):
+                found.append(arg.value)
+    return found
+
+
+def _strings(value: Any, path: str) -> list[tuple[str, str]]:
+    """Every string inside `value` with its path."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, list):
+        return [x for i, item in enumerate(value) for x in _strings(item, f"{path}[{i}]")]
+    if isinstance(value, dict):
+        return [x for k, item in value.items() for x in _strings(item, f"{path}.{k}")]
+    return []
+
+
+def reference_problems(definition: dict[str, Any]) -> list[str]:
+    """Templates that name an undeclared input or a step that does not run before them, and
+    `soql:` text that is not a SELECT.
+
+    Inputs are checked only when the definition declares `inputs:` (without it any payload is
+    accepted). A step may use the steps before it, in the order they run (a foreach's own
+    steps before the steps after it), and its enclosing foreach steps' earlier steps.
+    """
+    declared = definition.get("inputs")
+    inputs = set(declared) if isinstance(declared, dict) and declared else None
+    order: list[tuple[str, dict[str, Any]]] = []
+
+    def walk(steps: Any, path: str) -> None:
+        if isinstance(steps, list):
+            for index, step in enumerate(steps):
+                if isinstance(step, dict):
+                    order.append((f"{path}[{index}]", step))
+                    if step.get("action") == "foreach":
+                        walk(step.get("steps"), f"{path}[{index}].steps")
+
+    walk(definition.get("steps"), "steps")
+    position: dict[str, int] = {}
+    for index, (_, step) in enumerate(order):
+        if isinstance(step.get("id"), str):
+            position.setdefault(step["id"], index)
+    problems: list[str] = []
+
+    def check(path: str, text: str, before: int, *, expression: bool = False) -> None:
+        if not expression and not has_template(text):
+            return
+        tree = _parse_template(text, expression=expression)
+        if tree is None:
+            return
+        if inputs is not None:
+            for name in dict.fromkeys(_names_under(tree, "inputs")):
+                if name not in inputs:
+                    problems.append(f"{path}: inputs.{name} is not declared in inputs")
+        for name in dict.fromkeys(_names_under(tree, "steps")):
+            if name not in position:
+                problems.append(f"{path}: steps.{name} is not a step of this behavior")
+            elif position[name] >= before:
+                problems.append(f"{path}: steps.{name} is used before it runs")
+
+    for index, (path, step) in enumerate(order):
+        for key, value in step.items():
+            if key in ("id", "action", "steps"):
+                continue
+            for where, text in _strings(value, f"{path}.{key}"):
+                is_when = key == "when" and where == f"{path}.when"
+                check(where, text, index, expression=is_when and not has_template(text))
+        soql = step.get("soql")
+        if step.get("action") == "salesforce.query" and isinstance(soql, str):
+            head = soql.lstrip()
+            if not head.startswith(("{{", "{%")) and not head[:6].upper() == "SELECT":
+                problems.append(f"{path}.soql: must be a SELECT query")
+    for where, text in _strings(definition.get("result"), "result"):
+        check(where, text, len(order))
+    return problems
+
+
+def definition_warnings(definition: Any) -> list[str]:
+    """Advice that does not stop a save: a `soql:` that interpolates a value without the
+    `soql` or `soql_like` filter (the value could change the query)."""
+    if not isinstance(definition, dict):
+        return []
+    warnings: list[str] = []
+
+    def walk(steps: Any, path: str) -> None:
+        if not isinstance(steps, list):
+            return
+        for index, step in enumerate(steps):
+            if not isinstance(step, dict):
+                continue
+            where = f"{path}[{index}]"
+            soql = step.get("soql")
+            if isinstance(soql, str) and has_template(soql):
+                tree = _parse_template(soql, expression=False)
+                for output in tree.find_all(jinja2.nodes.Output) if tree else []:
+                    for node in output.nodes:
+                        if isinstance(node, jinja2.nodes.TemplateData):
+                            continue
+                        if not (isinstance(node, jinja2.nodes.Filter) and node.name in
+                                _SOQL_FILTERS):  # fmt: skip
+                            warnings.append(
+                                f"{where}.soql: a value is interpolated without | soql or "
+                                "| soql_like; a payload could change the query"
+                            )
+                            break
+            if step.get("action") == "foreach":
+                walk(step.get("steps"), f"{where}.steps")
+
+    walk(definition.get("steps"), "steps")
+    return list(dict.fromkeys(warnings))
+
+
+def problem_lines(source: str, problems: list[str]) -> list[str]:
+    """`problems` with ` (line N)` added where the YAML/JSON text places the path."""
+    try:
+        root = yaml.compose(source, Loader=_NoAliasLoader)  # noqa: S506 - SafeLoader subclass
+    except (yaml.YAMLError, RecursionError):
+        return problems
+    out = []
+    for problem in problems:
+        path = problem.split(": ", 1)[0]
+        line = _line_of(root, path)
+        out.append(f"{problem} (line {line})" if line and "(line " not in problem else problem)
+    return out
+
+
+def _line_of(node: Any, path: str) -> int | None:
+    parts = re.findall(r"[^.\[\]]+|\[\d+\]", path)
+    if not parts or node is None:
+        return None
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if getattr(k, "value", None) == part]
+            if not match:
+                return None
+            node = match[0]
+        elif isinstance(node, yaml.SequenceNode) and part.startswith("["):
+            index = int(part[1:-1])
+            if index >= len(node.value):
+                return None
+            node = node.value[index]
+        else:
+            return None
+    return int(node.start_mark.line) + 1

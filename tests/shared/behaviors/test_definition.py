@@ -196,3 +196,75 @@ def test_shipped_package_fits_the_json_schema() -> None:
         assert validate_definition(behavior) == [], behavior["name"]
     bad = {**package["behaviors"][0], "max_attempts": 2.5}
     assert not jsonschema.Draft202012Validator(schema).is_valid(bad)
+
+
+def test_references_follow_the_run_order_through_foreach() -> None:
+    definition = {
+        "name": "loops",
+        "inputs": {"ids": {"type": "array"}},
+        "steps": [
+            {"id": "first", "action": "set", "vars": {"n": "{{ inputs.ids | length }}"}},
+            {
+                "id": "loop",
+                "action": "foreach",
+                "items": "{{ inputs['ids'] }}",
+                "steps": [
+                    {"id": "inner", "action": "set", "vars": {"x": "{{ steps.first.n }}"}},
+                    {"id": "again", "action": "set", "vars": {"y": "{{ steps['inner'].x }}"}},
+                ],
+            },  # fmt: skip
+            {"id": "after", "action": "set", "vars": {"z": "{{ steps.again.y }}"}},
+        ],
+        "result": "{{ steps.after }}",
+    }
+    assert validate_definition(definition) == []
+    definition["steps"][1]["steps"][0]["vars"]["x"] = "{{ steps.after.z }} {{ inputs.idz }}"
+    assert sorted(validate_definition(definition)) == [
+        "steps[1].steps[0].vars.x: inputs.idz is not declared in inputs",
+        "steps[1].steps[0].vars.x: steps.after is used before it runs",
+    ]
+
+
+def test_inputs_are_unchecked_without_an_inputs_block() -> None:
+    # Without `inputs:` any payload is accepted, so any inputs.X may exist.
+    step = {"id": "a", "action": "set", "vars": {"x": "{{ inputs.anything }}"}}
+    assert validate_definition({"name": "free", "steps": [step]}) == []
+
+
+@pytest.mark.parametrize(
+    ("soql", "ok"),
+    [("SELECT Id FROM Case", True), ("  select Id FROM Case", True),
+     ("{{ inputs.q }}", True), ("DELETE FROM Case", False), ("UPDATE Case", False)],
+)  # fmt: skip
+def test_soql_must_be_a_select(soql: str, ok: bool) -> None:
+    step = {"id": "q", "action": "salesforce.query", "soql": soql}
+    problems = validate_definition({"name": "q", "steps": [step]})
+    assert problems == ([] if ok else ["steps[0].soql: must be a SELECT query"])
+
+
+def test_soql_warnings_name_each_unfiltered_interpolation() -> None:
+    from shared.behaviors.definition import definition_warnings
+
+    def warn(soql: str) -> list[str]:
+        step = {"id": "q", "action": "salesforce.query", "soql": soql}
+        return definition_warnings({"name": "q", "steps": [step]})
+
+    assert warn("SELECT Id FROM A WHERE B = {{ inputs.b | soql }}") == []
+    assert warn("SELECT Id FROM A WHERE B LIKE {{ inputs.b | soql_like }}") == []
+    assert warn("SELECT Id FROM A") == []
+    assert len(warn("SELECT Id FROM A WHERE B = {{ inputs.b }}")) == 1
+    assert len(warn("SELECT Id FROM A WHERE B = {{ inputs.b | upper }}")) == 1
+    assert len(warn("SELECT Id FROM A WHERE B = {{ inputs.b | soql | upper }}")) == 1
+
+
+def test_problem_lines_point_into_the_yaml() -> None:
+    from shared.behaviors.definition import problem_lines
+
+    source = "name: x\nsteps:\n  - id: a\n    action: set\n    vars: {v: 1}\nmax_attempts: 2.5\n"
+    assert problem_lines(
+        source, ["max_attempts: must be a whole number", "steps[0].vars: x", "nowhere: y"]
+    ) == [  # fmt: skip
+        "max_attempts: must be a whole number (line 6)",
+        "steps[0].vars: x (line 5)",
+        "nowhere: y",
+    ]
