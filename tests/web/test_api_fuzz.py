@@ -179,6 +179,11 @@ def body_routes(target: Target) -> dict[tuple[str, str], tuple[list[str], dict[s
             ["source", "format", "account", "package"],
             {"package": {"behaviors": [BEHAVIOR]}},
         ),
+        ("post", "/schedules"): (
+            ["name", "behavior", "cron", "every_seconds", "timezone", "payload", "enabled"],
+            {"name": "sch-x", "behavior": "fuzz-target", "every_seconds": 60},
+        ),
+        ("patch", "/schedules/<int:schedule_id>"): (["cron", "enabled"], {"enabled": False}),
         ("post", "/runs/<int:id>/retry"): ([], {}),
         ("post", "/runs/<int:id>/cancel"): ([], {}),
         ("post", "/runs/<int:id>/replay"): ([], {}),

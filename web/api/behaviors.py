@@ -118,6 +118,7 @@ class ImportReport(Reply):
     updated: int
     unchanged: int
     notes: list[str]
+    schedules: list[dict[str, Any]] = Field(description="schedules the package created")
 
 
 def _source_from_body(body: DefinitionBody) -> tuple[str, str | None]:
