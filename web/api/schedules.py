@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import jsonify, request
+from flask import jsonify
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
@@ -26,6 +26,7 @@ from shared.schedules import (
 
 from ..db import db
 from . import api
+from .contract import Query, operation
 from .errors import get_or_404, json_body, validation_error
 from .openapi import document, schema
 
@@ -120,17 +121,21 @@ def create_schedule_api() -> Any:
     return jsonify(_out(_save(json_body()))), 201
 
 
-@api.get("/schedules")
-def list_schedules_api() -> Any:
+class ScheduleFilter(Query):
+    behavior: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[^\x00]*$")
+
+
+@operation(api, "GET", "/schedules", "List schedules (?behavior= filters)",
+           query=ScheduleFilter, response=ScheduleList)  # fmt: skip
+def list_schedules_api(*, query: ScheduleFilter) -> Any:
     session = db()
-    query = select(Schedule).order_by(Schedule.name)
-    behavior = request.args.get("behavior")
-    if behavior:
-        query = query.where(Schedule.behavior_name == behavior)
-    rows = list(session.scalars(query))
+    rows_query = select(Schedule).order_by(Schedule.name)
+    if query.behavior is not None:
+        rows_query = rows_query.where(Schedule.behavior_name == query.behavior)
+    rows = list(session.scalars(rows_query))
     last = last_runs(session, rows)
     items = [schedule_to_dict(s, last.get(s.last_run_id or -1)) for s in rows]
-    return jsonify(ScheduleList.model_validate({"schedules": items}).model_dump(mode="json"))
+    return ScheduleList.model_validate({"schedules": items}).model_dump(mode="json")
 
 
 @api.get("/schedules/<int:schedule_id>")
@@ -162,13 +167,6 @@ def _schema(model: type[BaseModel]) -> dict[str, str]:
 SCHEDULE = _schema(ScheduleOut)
 document("/schedules", "POST", "Create a schedule", request=_schema(ScheduleFields),
          response=SCHEDULE, status=201)  # fmt: skip
-document(
-    "/schedules",
-    "GET",
-    "List schedules (?behavior= filters)",
-    response=_schema(ScheduleList),
-    params=[{"name": "behavior", "in": "query", "schema": {"type": "string"}}],
-)
 document("/schedules/{schedule_id}", "GET", "Get a schedule", response=SCHEDULE, params=ID_PARAM)
 document(
     "/schedules/{schedule_id}",

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
-from sqlalchemy import func, select
+from pydantic import BeforeValidator, Field, StringConstraints
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from shared.linking import delete_service
 from shared.models import Account, Service
@@ -18,7 +19,7 @@ from shared.services import ServiceInvalid, create_service, service_to_dict, upd
 from web.api import api
 
 from ..db import db, runtime
-from .contract import Body, Query, QueryBool, Reply, operation
+from .contract import Body, Query, QueryBool, Reply, integral, operation
 from .errors import ApiError, get_or_404, validation_error
 
 # Text a database column can hold, with something other than spaces in it.
@@ -42,8 +43,8 @@ Scopes = Annotated[
     StringConstraints(pattern=r"^([a-z_]+ )*(refresh_token|offline_access)( [a-z_]+)*$"),
     Field(description="space-separated; must include refresh_token or offline_access"),
 ]
-Timeout = Annotated[int, Field(ge=15, le=1440)]
-Percent = Annotated[int, Field(ge=0, le=100)]
+Timeout = Annotated[int, Field(ge=15, le=1440), BeforeValidator(integral)]
+Percent = Annotated[int, Field(ge=0, le=100), BeforeValidator(integral)]
 
 
 class ServiceCreate(Body):
@@ -115,9 +116,16 @@ class ServiceDeleted(Reply):
 def _refuse_name_clash(name: str | None, service_id: int | None = None) -> None:
     if name is None or not name.strip():
         return
-    clash = db().scalar(select(Service.id).where(func.lower(Service.name) == name.strip().lower()))
+    name = name.strip()
+    # SQLite's lower() folds ASCII only: compare the exact name too, or "Ä" passes the check
+    # and then fails the unique constraint.
+    clash = db().scalar(
+        select(Service.id).where(
+            or_(Service.name == name, func.lower(Service.name) == name.lower())
+        )
+    )
     if clash is not None and clash != service_id:
-        raise ApiError(409, "conflict", f"name: a service named {name.strip()!r} already exists")
+        raise ApiError(409, "conflict", f"name: a service named {name!r} already exists")
 
 
 def _sent(body: Body) -> dict[str, Any]:
@@ -131,10 +139,13 @@ def create_service_api(*, body: ServiceCreate) -> Any:
     session = db()
     try:
         service = create_service(session, runtime().crypto, body.model_dump())
+        session.commit()
     except ServiceInvalid as exc:
         session.rollback()
         raise validation_error(exc.problems) from None
-    session.commit()
+    except IntegrityError:  # created at the same moment by another request
+        session.rollback()
+        raise ApiError(409, "conflict", "name: a service with this name exists") from None
     return service_to_dict(service)
 
 
@@ -165,10 +176,13 @@ def update_service_api(service_id: int, *, body: ServiceChange) -> Any:
     _refuse_name_clash(data.get("name"), service_id)
     try:
         update_service(session, runtime().crypto, service, data)
+        session.commit()
     except ServiceInvalid as exc:
         session.rollback()
         raise validation_error(exc.problems) from None
-    session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise ApiError(409, "conflict", "name: a service with this name exists") from None
     return service_to_dict(service)
 
 
