@@ -7,7 +7,7 @@ from .behaviors import Behavior, BehaviorVersion
 from .runs import Attempt, HttpExchange, Run, RunStep
 from .schedules import Schedule
 from .services import Service
-from .syncs import Sync, SyncedRecord
+from .syncs import RecordSequence, Sync, SyncedRecord
 from .webhooks import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "BehaviorVersion",
     "HttpExchange",
     "OAuthState",
+    "RecordSequence",
     "Run",
     "RunStep",
     "Schedule",

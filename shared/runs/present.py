@@ -60,6 +60,7 @@ def run_to_dict(run: Run, *, include_steps: bool = True) -> dict[str, Any]:
         "replay_of": run.replay_of_id,
         "schedule_id": run.schedule_id,
         "slot": isoformat(run.slot),
+        "sync_id": run.sync_id,
         "next_attempt_at": isoformat(run.next_attempt_at),
         "wait_reason": run.wait_reason,
         "cancel_requested": run.cancel_requested,
@@ -72,6 +73,8 @@ def run_to_dict(run: Run, *, include_steps: bool = True) -> dict[str, Any]:
         "started_at": isoformat(run.started_at),
         "finished_at": isoformat(run.finished_at),
     }
+    if run.trigger == "sync":
+        data["progress"] = {k: v for k, v in (run.progress or {}).items() if k != "waits"}
     if include_steps:
         numbers = {a.id: a.number for a in run.attempt_rows}
         data["steps"] = [step_to_dict(s, numbers.get(s.attempt_id)) for s in run.steps]
@@ -127,6 +130,8 @@ def list_runs_page(
     limit: int = 50,
     before_id: int | None = None,
     schedule_id: int | None = None,
+    sync_id: int | None = None,
+    trigger: str | None = None,
 ) -> tuple[list[Run], str | None]:
     """Runs newest first (keyset pagination on id), and the next page's cursor or None."""
     query = select(Run).order_by(Run.id.desc()).limit(limit + 1)
@@ -138,6 +143,10 @@ def list_runs_page(
         query = query.where(Run.schedule_id == schedule_id)
     if before_id is not None:
         query = query.where(Run.id < before_id)
+    if sync_id is not None:
+        query = query.where(Run.sync_id == sync_id)
+    if trigger:
+        query = query.where(Run.trigger == trigger)
     rows = list(session.scalars(query))
     page = rows[:limit]
     return page, encode_cursor(page[-1].id) if len(rows) > limit else None

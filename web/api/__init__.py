@@ -59,4 +59,13 @@ def openapi_json() -> Any:
 
 
 # The route modules add themselves to `api` when imported.
-from . import accounts, behaviors, runs, schedules, services, webhooks  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    accounts,
+    behaviors,
+    records,
+    runs,
+    schedules,
+    services,
+    syncs,
+    webhooks,
+)

@@ -106,6 +106,14 @@ class RunSummary(Reply):
     replay_of: int | None
     schedule_id: int | None
     slot: Time = Field(description="a schedule run's slot (UTC)")
+    sync_id: int | None = Field(
+        description="the sync a sync run (or a change-triggered run) belongs to"
+    )
+    progress: dict[str, Any] | None = Field(
+        None,
+        description="sync runs: {pages, records, total_size, created, updated, deleted, "
+        "unchanged, api, position}, written after every page",
+    )
     next_attempt_at: Time
     wait_reason: str | None
     cancel_requested: bool
@@ -134,6 +142,10 @@ class RunFilter(Query):
     behavior: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[^\x00]*$")
     status: Status | None = None
     schedule: int | None = Field(None, ge=0, le=2**31 - 1, description="a schedule's id")
+    sync: int | None = Field(None, ge=0, le=2**31 - 1, description="a sync's id")
+    trigger: str | None = Field(
+        None, min_length=1, max_length=16, description="api, cli, schedule, sync, change, replay"
+    )
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(
         None,
@@ -195,6 +207,8 @@ def list_runs(*, query: RunFilter) -> Any:
         limit=query.limit,
         before_id=before,
         schedule_id=query.schedule,
+        sync_id=query.sync,
+        trigger=query.trigger,
     )
     return {
         "runs": [runs.run_to_dict(r, include_steps=False) for r in page],

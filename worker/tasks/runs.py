@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 
-from shared import runs
+from shared import runs, syncs
 from shared.config import run_timings
 
 from ..beat import register
@@ -53,7 +53,11 @@ def execute(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
         )
     if claim is None:
         return "skipped"
-    outcome = runs.execute_claimed(rt, claim, timings=timings)
+    if syncs.is_sync_run(claim.behavior_name):
+        # `sync:<id>` runs go to the sync executor; the runs it triggers are sent per page.
+        outcome = syncs.execute_sync(rt, claim, timings=timings, on_queued=_send)
+    else:
+        outcome = runs.execute_claimed(rt, claim, timings=timings)
     if outcome.requeue_in is not None and outcome.requeue_in <= MAX_COUNTDOWN_SECONDS:
         # Short waits: a countdown saves a dispatcher tick; the dispatcher would send it too.
         enqueue(run_id, countdown=max(outcome.requeue_in, 0.01))

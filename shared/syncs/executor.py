@@ -1,0 +1,247 @@
+"""Execute one claimed sync run: the REST path, page by page, resumable.
+
+A sync run is an ordinary run (claim, heartbeat, retries, quota waits, cancel, attempts) whose
+`behavior_name` is the reserved `sync:<sync id>` (behavior names are `[a-z0-9-]`, so it can
+never name a behavior); `is_sync_run()` lets the worker's execute task send it here instead of
+to the behavior engine.
+
+Each page is applied in one transaction that also saves the run's position (`progress.position`,
+the last record of the page), advances the sync's cursor and writes the progress — fenced on
+this worker still holding the run, so a worker that lost its lease stops instead of racing the
+new owner. A run that crashed or was interrupted by a retryable fault continues from its saved
+position with a new query (`nextRecordsUrl` locators do not survive a crash); because pages
+are ordered by `(SystemModstamp, Id)` and the WHERE is strictly after the position, nothing is
+skipped and nothing read twice. Which records are applied is at-least-once; what they change is
+exactly-once (see `store`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from shared.behaviors.store import load_behavior
+from shared.config import RunTimings, run_timings
+from shared.models import Account, Run, Sync
+from shared.models.runs import CANCELLED, FAILED, RUNNING, SUCCEEDED
+from shared.runs import Claim, Heartbeat, Outcome, RunRecorder, classify, finish_run
+from shared.salesforce import SalesforceClient
+
+from .soql import build_query, select_fields
+from .store import OnChange, apply_page, parse_stamp
+
+if TYPE_CHECKING:
+    from shared.runtime import Runtime
+
+log = logging.getLogger("forcebot.syncs")
+
+SYNC_PREFIX = "sync:"
+STEP = "pages"
+COUNTS = ("pages", "records", "created", "updated", "deleted", "unchanged")
+
+
+def behavior_name_for(sync_id: int) -> str:
+    return f"{SYNC_PREFIX}{sync_id}"
+
+
+def is_sync_run(behavior_name: str) -> bool:
+    return behavior_name.startswith(SYNC_PREFIX)
+
+
+class _Lost(Exception):
+    """This worker no longer holds the run (the reconciler gave it to another)."""
+
+
+class _Stopped(Exception):
+    """A user asked to cancel the run."""
+
+
+class _Failed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.error = {"code": code, "message": message}
+
+
+def execute_sync(
+    runtime: Runtime,
+    claim: Claim,
+    *,
+    timings: RunTimings | None = None,
+    on_queued: Callable[[list[int]], Any] | None = None,
+    client_factory: Callable[..., Any] | None = None,
+    batch_size: int | None = None,
+) -> Outcome:
+    """Run the claimed sync attempt and record how it ended (`finish_run`)."""
+    timings = timings or run_timings()
+    recorder = RunRecorder(runtime.Session, claim)
+    sync_id = int(claim.behavior_name[len(SYNC_PREFIX) :])
+    log.info("run=%s sync=%s attempt=%s status=running", claim.run_id, sync_id, claim.attempt)
+    with Heartbeat(runtime.Session, claim, timings.heartbeat_every):
+        try:
+            progress = _run(
+                runtime, claim, sync_id, recorder, on_queued, client_factory, batch_size
+            )
+        except _Lost:
+            return Outcome("lost")
+        except _Stopped:
+            recorder.finish(STEP, CANCELLED)
+            outcome = Outcome(CANCELLED, error={"code": "cancelled", "message": "cancelled"})
+        except _Failed as exc:
+            outcome = Outcome(FAILED, error=exc.error)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded outcome
+            outcome = classify(claim, exc, recorder, timings)
+            if recorder.current:
+                recorder.finish(STEP, outcome.status, error=outcome.error)
+        else:
+            recorder.finish(STEP, SUCCEEDED, output={k: progress.get(k) for k in COUNTS})
+            outcome = Outcome(SUCCEEDED, result={k: progress.get(k) for k in COUNTS})
+    return finish_run(runtime, claim, outcome)
+
+
+def _start(runtime: Runtime, claim: Claim, sync_id: int) -> tuple[Sync, dict[str, Any]]:
+    """Load the sync; on a run's first execution choose where it starts and remember it."""
+    with runtime.Session.begin() as session:
+        sync = session.get(Sync, sync_id)
+        if sync is None:
+            raise _Failed("sync_not_found", f"sync {sync_id} no longer exists")
+        run = session.get(Run, claim.run_id)
+        assert run is not None
+        progress = dict(run.progress or {})
+        if "position" not in progress:
+            full = bool((claim.payload or {}).get("full")) or sync.watermark_modstamp is None
+            position = None
+            if not full and sync.watermark_modstamp is not None:
+                ts = sync.watermark_modstamp
+                record_id = sync.watermark_id or ""
+                if sync.lookback_seconds:
+                    # Re-read a window behind the cursor: from (ts - lookback, before any Id).
+                    ts, record_id = ts - timedelta(seconds=sync.lookback_seconds), ""
+                position = {"system_modstamp": ts.isoformat(), "id": record_id}
+            progress.update(
+                {
+                    "full": full,
+                    "position": position,
+                    "started_from": position,
+                    "api": "rest",
+                    "total_size": None,
+                    **dict.fromkeys(COUNTS, 0),
+                }
+            )
+            run.progress = progress
+        sync.last_run_id = claim.run_id
+        sync.last_run_at = run.started_at
+        session.flush()
+        session.expunge(sync)
+        return sync, progress
+
+
+def _position(progress: dict[str, Any]) -> tuple[datetime, str] | None:
+    position = progress.get("position")
+    if not position:
+        return None
+    return datetime.fromisoformat(position["system_modstamp"]), position["id"]
+
+
+def _on_change(runtime: Runtime, sync: Sync) -> OnChange | None:
+    if not sync.on_change:
+        return None
+    with runtime.Session() as session:
+        behavior = load_behavior(session, sync.on_change)
+        if behavior is None:
+            raise _Failed(
+                "behavior_not_found", f"on_change behavior {sync.on_change!r} does not exist"
+            )
+        account_id = None
+        if behavior.account:
+            account_id = session.scalar(select(Account.id).where(Account.name == behavior.account))
+    return OnChange(sync.on_change, behavior.version, behavior.max_attempts or 5, account_id)
+
+
+def _run(
+    runtime: Runtime,
+    claim: Claim,
+    sync_id: int,
+    recorder: RunRecorder,
+    on_queued: Callable[[list[int]], Any] | None,
+    client_factory: Callable[..., Any] | None,
+    batch_size: int | None,
+) -> dict[str, Any]:
+    sync, progress = _start(runtime, claim, sync_id)
+    on_change = _on_change(runtime, sync)
+    names = select_fields(list(sync.fields or []))
+    purpose = "scheduled" if (claim.payload or {}).get("scheduled") else "trigger"
+    recorder.start(STEP, "sync.rest")
+
+    def on_exchange(summary: dict[str, Any]) -> None:
+        recorder.exchange(STEP, summary)
+
+    make = client_factory or SalesforceClient.for_account
+    client = make(runtime, sync.account_id, on_exchange=on_exchange, purpose=purpose)
+    recorder.account_id = sync.account_id
+    position = _position(progress)
+    if progress.get("total_size") is None:
+        counted = client.query_page(build_query(sync.object, names, position, count=True))
+        progress["total_size"] = int(counted.get("totalSize") or 0) + int(progress["records"])
+    page = client.query_page(
+        build_query(sync.object, names, position), include_deleted=True, batch_size=batch_size
+    )
+    while True:
+        records = list(page.get("records") or [])
+        if records:
+            _apply(runtime, claim, sync, names, records, progress, on_change, on_queued)
+        next_url = page.get("nextRecordsUrl")
+        if page.get("done", True) or not next_url:
+            return progress
+        if recorder.should_stop():
+            raise _Stopped()
+        page = client.query_page(next_url=next_url, batch_size=batch_size)
+
+
+def _apply(
+    runtime: Runtime,
+    claim: Claim,
+    sync: Sync,
+    names: list[str],
+    records: list[dict[str, Any]],
+    progress: dict[str, Any],
+    on_change: OnChange | None,
+    on_queued: Callable[[list[int]], Any] | None,
+) -> None:
+    """One page in one transaction: records, triggered runs, cursor and progress."""
+    last = records[-1]
+    last_stamp = parse_stamp(last["SystemModstamp"])
+    with runtime.Session.begin() as session:
+        run = session.get(Run, claim.run_id, with_for_update=True)
+        if run is None or run.status != RUNNING or run.worker != claim.worker:
+            raise _Lost()
+        result = apply_page(
+            session,
+            sync_id=sync.id,
+            account_id=sync.account_id,
+            obj=sync.object,
+            names=names,
+            records=records,
+            on_change=on_change,
+        )
+        row = session.get(Sync, sync.id, with_for_update=True)
+        if row is None:
+            raise _Failed("sync_not_found", f"sync {sync.id} was deleted while it ran")
+        ahead = row.watermark_modstamp is None or (last_stamp, last["Id"]) > (
+            row.watermark_modstamp,
+            row.watermark_id or "",
+        )
+        if ahead:
+            row.watermark_modstamp, row.watermark_id = last_stamp, last["Id"]
+        row.records_total += result.total_delta
+        row.records_deleted += result.deleted_delta
+        progress["pages"] += 1
+        for key in ("records", "created", "updated", "deleted", "unchanged"):
+            progress[key] += getattr(result, key)
+        progress["position"] = {"system_modstamp": last_stamp.isoformat(), "id": last["Id"]}
+        run.progress = {**(run.progress or {}), **progress}
+    if result.queued_run_ids and on_queued is not None:
+        on_queued(result.queued_run_ids)

@@ -1,0 +1,229 @@
+"""Syncs end to end: a real worker, Redis, the simulator over HTTP, both databases.
+
+The simulator holds Contacts with 7 sharing each SystemModstamp, so every page boundary of
+2,000 (or 500) falls inside a group of ties: a cursor on SystemModstamp alone would lose or
+re-read records there.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import func, select
+
+from shared.models import Run, SyncedRecord
+from tests.conftest import poll, settings_env
+from tests.e2e.runs_support import FAST_ENV, BeatProcess, save, wait_status
+
+ON_CHANGE = """
+name: contact-changed
+steps:
+  - id: note
+    action: set
+    vars: {change: "{{ inputs.change }}"}
+result: "{{ vars.change }}"
+"""
+
+
+def _make_sync(api: Any, account_id: int, **extra: Any) -> dict[str, Any]:
+    body = {
+        "name": "contacts",
+        "account_id": account_id,
+        "object": "Contact",
+        "fields": ["Email", "LastName"],
+        **extra,
+    }
+    response = api.post("/syncs", json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def _run_sync(api: Any, runtime: Any, sync_id: int, timeout: float = 120, **body: Any) -> dict:
+    response = api.post(f"/syncs/{sync_id}/runs", json=body)
+    assert response.status_code == 202, response.get_json()
+    return wait_status(runtime, response.get_json()["id"], ("succeeded", "failed"), timeout)
+
+
+def _local(runtime: Any) -> dict[str, dict[str, Any]]:
+    with runtime.Session() as session:
+        rows = session.execute(
+            select(SyncedRecord.record_id, SyncedRecord.data, SyncedRecord.is_deleted)
+        ).all()
+    return {r.record_id: {"data": r.data, "is_deleted": r.is_deleted} for r in rows}
+
+
+def _sim_queries(sim: Any) -> list[str]:
+    return [e["query"] for e in sim.control.log() if e["path"].endswith("/queryAll")]
+
+
+def test_backfill_with_ties_then_exactly_the_changes(api, runtime, sim, linked_account, worker):
+    account_id = linked_account()
+    ids = sim.control.seed("Contact", 4500, per_timestamp=7)
+    sync = _make_sync(api, account_id)
+
+    first = _run_sync(api, runtime, sync["id"])
+    assert first["status"] == "succeeded", first["error"]
+    progress = first["progress"]
+    assert (progress["pages"], progress["records"], progress["created"]) == (3, 4500, 4500)
+    assert progress["total_size"] == 4500 and progress["api"] == "rest"
+    local = _local(runtime)
+    assert set(local) == set(ids) and len(local) == 4500
+
+    modified, deleted = ids[100:200], ids[3000:3050]
+    sim.control.modify_records("Contact", modified, {"LastName": "Changed"})
+    sim.control.delete_records("Contact", deleted)
+    sim.control.clear_log()
+    second = _run_sync(api, runtime, sync["id"])
+    assert second["status"] == "succeeded", second["error"]
+    p = second["progress"]
+    assert (p["created"], p["updated"], p["deleted"], p["records"]) == (0, 100, 50, 150)
+    (query,) = _sim_queries(sim)
+    cursor = api.get(f"/syncs/{sync['id']}").get_json()
+    assert "SystemModstamp+%3E+" in query or "SystemModstamp > " in query
+    assert "Id+%3E+" in query or "Id > '" in query
+    local = _local(runtime)
+    assert len(local) == 4500
+    assert {i for i, r in local.items() if r["is_deleted"]} == set(deleted)
+    assert {i for i, r in local.items() if r["data"]["LastName"] == "Changed"} == set(modified)
+    assert cursor["records"] == {"total": 4500, "deleted": 50}
+    assert cursor["last_run"]["counts"]["updated"] == 100
+
+    # A third run finds nothing new: no change reported, nothing written.
+    third = _run_sync(api, runtime, sync["id"])
+    assert (third["progress"]["records"], third["progress"]["updated"]) == (0, 0)
+
+
+def test_unknown_field_and_object_are_422_and_nothing_saved(api, sim, linked_account):
+    account_id = linked_account()
+    response = api.post(
+        "/syncs",
+        json={
+            "name": "bad",
+            "account_id": account_id,
+            "object": "Contact",
+            "fields": ["Email", "Nope__c", "AlsoNot"],
+        },
+    )
+    assert response.status_code == 422
+    details = response.get_json()["error"]["details"]
+    assert any("Nope__c" in d and "AlsoNot" in d for d in details), details
+    response = api.post(
+        "/syncs", json={"name": "bad2", "account_id": account_id, "object": "Widget"}
+    )
+    assert response.status_code == 422
+    assert "Widget" in str(response.get_json()["error"]["details"])
+    assert api.get("/syncs").get_json()["syncs"] == []
+
+
+def test_two_concurrent_run_requests_make_one_run(app, api_token, runtime, sim, linked_account):
+    account_id = linked_account()
+    headers = {"Authorization": f"Bearer {api_token}"}
+    with app.test_client() as c:
+        sync = c.post(
+            "/api/v1/syncs",
+            headers=headers,
+            json={"name": "c", "account_id": account_id, "object": "Contact"},
+        ).get_json()
+    answers: list[Any] = []
+    barrier = threading.Barrier(2)
+
+    def post() -> None:
+        with app.test_client() as c:
+            barrier.wait()
+            r = c.post(f"/api/v1/syncs/{sync['id']}/runs", headers=headers, json={})
+            answers.append((r.status_code, r.get_json()))
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    codes = sorted(code for code, _ in answers)
+    assert codes == [202, 409], answers
+    winner = next(body for code, body in answers if code == 202)
+    loser = next(body for code, body in answers if code == 409)
+    assert loser["error"]["details"]["run_id"] == winner["id"]
+    with runtime.Session() as session:
+        assert session.scalar(select(func.count(Run.id)).where(Run.sync_id == sync["id"])) == 1
+
+
+def test_worker_killed_mid_sync_resumes_from_the_cursor(
+    api, runtime, sim, linked_account, settings, fast_worker
+):
+    account_id = linked_account()
+    sim.control.update_settings(default_batch_size=500)
+    ids = sim.control.seed("Contact", 1400, per_timestamp=7)
+    save(runtime, ON_CHANGE)
+    sync = _make_sync(api, account_id, on_change="contact-changed")
+    # Page 2 (the first queryMore) hangs long enough for the worker to be killed on it.
+    sim.control.add_fault("/services/data/v62.0/query/", status=None, delay_seconds=20)
+    victim = fast_worker("victim", concurrency=1)
+    beat = BeatProcess({**settings_env(settings), **FAST_ENV})
+    try:
+        run_id = api.post(f"/syncs/{sync['id']}/runs", json={}).get_json()["id"]
+
+        def one_page() -> dict | None:
+            with runtime.Session() as session:
+                progress = session.get(Run, run_id).progress or {}
+            return progress if progress.get("pages") == 1 else None
+
+        saved = poll(one_page, 60, 0.05, message="the first page to be saved")
+        victim.kill()
+        fast_worker("rescuer", concurrency=2)
+        done = wait_status(runtime, run_id, ("succeeded", "failed"), 120)
+    finally:
+        beat.stop()
+    assert done["status"] == "succeeded", done["error"]
+    assert done["attempts"] == 1  # the same attempt continued
+    local = _local(runtime)
+    assert set(local) == set(ids)
+    assert done["progress"]["records"] == 1400 and done["progress"]["created"] == 1400
+    position = saved["position"]
+    resumed = [q for q in _sim_queries(sim) if "Id+%3E+" in q or "Id > '" in q]
+    assert resumed and position["id"] in resumed[-1]
+    with runtime.Session() as session:
+        keys = session.scalars(
+            select(Run.idempotency_key).where(Run.behavior_name == "contact-changed")
+        ).all()
+    assert len(keys) == 1400 and len(set(keys)) == 1400
+    assert {k.split(":")[2] for k in keys} == set(ids)
+
+
+def test_records_api_paged_while_a_sync_changes_records(api, runtime, sim, linked_account, worker):
+    account_id = linked_account()
+    ids = sim.control.seed("Contact", 3000, per_timestamp=7)
+    sync = _make_sync(api, account_id)
+    assert _run_sync(api, runtime, sync["id"])["status"] == "succeeded"
+
+    seen: dict[str, str] = {}
+    first = api.get("/records/Contact?limit=1000").get_json()
+    for r in first["records"]:
+        seen[r["id"]] = r["fields"]["LastName"]
+    # Change records the client has already seen, and some it has not, then keep paging.
+    touched = ids[:50] + ids[2500:2550]
+    sim.control.modify_records("Contact", touched, {"LastName": "Moved"})
+    run = api.post(f"/syncs/{sync['id']}/runs", json={}).get_json()
+    cursor = first["next_cursor"]
+    while cursor:
+        page = api.get(f"/records/Contact?limit=1000&cursor={cursor}").get_json()
+        for r in page["records"]:
+            seen[r["id"]] = r["fields"]["LastName"]
+        cursor = page["next_cursor"]
+        time.sleep(0.05)
+    wait_status(runtime, run["id"], "succeeded", 120)
+    assert set(seen) == set(ids)  # none skipped while the sync moved records to the end
+    again: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = "/records/Contact?limit=1000" + (f"&cursor={cursor}" if cursor else "")
+        page = api.get(query).get_json()
+        again.extend(page["records"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert len(again) == 3000 and {r["id"] for r in again} == set(ids)
+    # The changed records come last: they took the newest change numbers.
+    assert {r["id"] for r in again[-100:]} == set(touched)
+    assert all(r["fields"]["LastName"] == "Moved" for r in again[-100:])
