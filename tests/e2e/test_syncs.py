@@ -15,7 +15,14 @@ from sqlalchemy import func, select
 
 from shared.models import Run, SyncedRecord
 from tests.conftest import poll, settings_env
-from tests.e2e.runs_support import FAST_ENV, BeatProcess, save, wait_status
+from tests.e2e.runs_support import (  # noqa: F401 - fixtures
+    FAST_ENV,
+    BeatProcess,
+    fast_worker_fixture,
+    no_default_worker_fixture,
+    save,
+    wait_status,
+)
 
 ON_CHANGE = """
 name: contact-changed
