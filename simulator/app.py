@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response
 
+from simulator.routes.bulk import bulk_bp
 from simulator.routes.composite import composite_bp
 from simulator.routes.control import control_bp
 from simulator.routes.identity import identity_bp
@@ -53,6 +54,7 @@ def create_instance_app(state: SimState) -> Flask:
     """The instance host: REST API plus the OAuth endpoints (as a My Domain serves them)."""
     app = Flask("simulator.instance")
     install_plumbing(app, state, "instance")
-    for blueprint in (oauth_bp, identity_bp, sobjects_bp, query_bp, composite_bp, search_bp):
+    blueprints = (oauth_bp, identity_bp, sobjects_bp, query_bp, composite_bp, search_bp, bulk_bp)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     return app

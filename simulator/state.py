@@ -62,6 +62,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "code_lifetime_seconds": 900,
     "api_max": 100000,
     "default_batch_size": 2000,
+    "bulk_polls_in_progress": 1,  # simulator.bulk: polls that answer InProgress
+    "bulk_page_records": 0,  # simulator.bulk: cap on records per results page (0: none)
     "log_limit": 20000,
     # IANA zone of the simulated org: date literals (TODAY, THIS_MONTH, ...) are read in it.
     "org_time_zone": "Europe/London",
