@@ -31,6 +31,8 @@ from shared.models.runs import CANCELLED, FAILED, RUNNING, SUCCEEDED
 from shared.runs import Claim, Heartbeat, Outcome, RunRecorder, classify, finish_run
 from shared.salesforce import SalesforceClient
 
+from . import bulk
+from .definitions import describe_fields
 from .soql import build_query, select_fields
 from .store import OnChange, apply_page, parse_stamp
 
@@ -87,7 +89,7 @@ def execute_sync(
             )
         except _Lost:
             return Outcome("lost")
-        except _Stopped:
+        except (_Stopped, bulk.Stopped):
             recorder.finish(STEP, CANCELLED)
             outcome = Outcome(CANCELLED, error={"code": "cancelled", "message": "cancelled"})
         except _Failed as exc:
@@ -174,7 +176,7 @@ def _run(
     on_change = _on_change(runtime, sync)
     names = select_fields(list(sync.fields or []))
     purpose = "scheduled" if (claim.payload or {}).get("scheduled") else "trigger"
-    recorder.start(STEP, "sync.rest")
+    recorder.start(STEP, "sync")
 
     def on_exchange(summary: dict[str, Any]) -> None:
         recorder.exchange(STEP, summary)
@@ -184,8 +186,19 @@ def _run(
     recorder.account_id = sync.account_id
     position = _position(progress)
     if progress.get("total_size") is None:
+        # With the cursor, so `auto` compares what this run would read with the threshold.
         counted = client.query_page(build_query(sync.object, names, position, count=True))
         progress["total_size"] = int(counted.get("totalSize") or 0) + int(progress["records"])
+        if sync.api == "bulk" or (
+            sync.api == "auto" and progress["total_size"] > sync.bulk_threshold
+        ):
+            progress["api"] = "bulk"
+        _save_progress(runtime, claim, progress)
+    if progress["api"] == "bulk":
+        _bulk(
+            runtime, claim, sync, names, position, progress, client, recorder, on_change, on_queued
+        )
+        return progress
     page = client.query_page(
         build_query(sync.object, names, position), include_deleted=True, batch_size=batch_size
     )
@@ -201,6 +214,59 @@ def _run(
         page = client.query_page(next_url=next_url, batch_size=batch_size)
 
 
+def _fenced_run(session: Any, claim: Claim) -> Run:
+    """The run row, locked, if this worker still holds it; else _Lost."""
+    run = session.get(Run, claim.run_id, with_for_update=True)
+    if run is None or run.status != RUNNING or run.worker != claim.worker:
+        raise _Lost()
+    return run
+
+
+def _save_progress(runtime: Runtime, claim: Claim, progress: dict[str, Any]) -> None:
+    with runtime.Session.begin() as session:
+        run = _fenced_run(session, claim)
+        run.progress = {**(run.progress or {}), **progress}
+
+
+def _bulk(
+    runtime: Runtime,
+    claim: Claim,
+    sync: Sync,
+    names: list[str],
+    position: tuple[datetime, str] | None,
+    progress: dict[str, Any],
+    client: Any,
+    recorder: RunRecorder,
+    on_change: OnChange | None,
+    on_queued: Callable[[list[int]], Any] | None,
+) -> None:
+    state = dict(progress.get("bulk") or {})
+    if not state.get("job_id"):
+        soql = build_query(sync.object, names, position, ordered=False)
+        state = {"job_id": bulk.create_job(client, soql), "locator": None, "max": None}
+        progress["bulk"] = state
+        _save_progress(runtime, claim, progress)
+    bulk.wait_complete(client, state["job_id"], recorder.should_stop)
+    types = describe_fields(runtime, sync.account_id, sync.object) or {}
+    pages = bulk.result_pages(client, state["job_id"], state.get("locator"), types)
+    for records, locator in pages:
+        top = state.get("max")
+        best = (top["system_modstamp"], top["id"]) if top else None
+        for record in records:
+            pair = (parse_stamp(record["SystemModstamp"]).isoformat(), record["Id"])
+            if best is None or pair > best:
+                best = pair
+        state = {**state, "locator": locator}
+        if best is not None:
+            state["max"] = {"system_modstamp": best[0], "id": best[1]}
+        progress["bulk"] = state
+        final = locator is None
+        cursor = (datetime.fromisoformat(best[0]), best[1]) if final and best else None
+        _apply(runtime, claim, sync, names, records, progress, on_change, on_queued, cursor=cursor)
+        if not final and recorder.should_stop():
+            raise _Stopped()
+
+
 def _apply(
     runtime: Runtime,
     claim: Claim,
@@ -210,14 +276,20 @@ def _apply(
     progress: dict[str, Any],
     on_change: OnChange | None,
     on_queued: Callable[[list[int]], Any] | None,
+    *,
+    cursor: tuple[datetime, str] | None | bool = True,
 ) -> None:
-    """One page in one transaction: records, triggered runs, cursor and progress."""
-    last = records[-1]
-    last_stamp = parse_stamp(last["SystemModstamp"])
+    """One page in one transaction: records, triggered runs, cursor and progress.
+
+    `cursor`: True (REST) moves the cursor to the page's last record; a pair moves it there;
+    None leaves it (a Bulk results page that is not the last).
+    """
+    if cursor is True:
+        cursor = (
+            (parse_stamp(records[-1]["SystemModstamp"]), records[-1]["Id"]) if records else None
+        )
     with runtime.Session.begin() as session:
-        run = session.get(Run, claim.run_id, with_for_update=True)
-        if run is None or run.status != RUNNING or run.worker != claim.worker:
-            raise _Lost()
+        run = _fenced_run(session, claim)
         result = apply_page(
             session,
             sync_id=sync.id,
@@ -230,18 +302,19 @@ def _apply(
         row = session.get(Sync, sync.id, with_for_update=True)
         if row is None:
             raise _Failed("sync_not_found", f"sync {sync.id} was deleted while it ran")
-        ahead = row.watermark_modstamp is None or (last_stamp, last["Id"]) > (
-            row.watermark_modstamp,
-            row.watermark_id or "",
-        )
-        if ahead:
-            row.watermark_modstamp, row.watermark_id = last_stamp, last["Id"]
+        if isinstance(cursor, tuple):
+            ahead = row.watermark_modstamp is None or cursor > (
+                row.watermark_modstamp,
+                row.watermark_id or "",
+            )
+            if ahead:
+                row.watermark_modstamp, row.watermark_id = cursor
+            progress["position"] = {"system_modstamp": cursor[0].isoformat(), "id": cursor[1]}
         row.records_total += result.total_delta
         row.records_deleted += result.deleted_delta
         progress["pages"] += 1
         for key in ("records", "created", "updated", "deleted", "unchanged"):
             progress[key] += getattr(result, key)
-        progress["position"] = {"system_modstamp": last_stamp.isoformat(), "id": last["Id"]}
         run.progress = {**(run.progress or {}), **progress}
     if result.queued_run_ids and on_queued is not None:
         on_queued(result.queued_run_ids)

@@ -34,15 +34,21 @@ def cursor_where(ts: datetime, record_id: str) -> str:
 
 
 def build_query(
-    obj: str, fields: list[str], cursor: tuple[datetime, str] | None, *, count: bool = False
+    obj: str,
+    fields: list[str],
+    cursor: tuple[datetime, str] | None,
+    *,
+    count: bool = False,
+    ordered: bool = True,
 ) -> str:
-    """The page query (or `SELECT COUNT()` with the same cursor), ordered by the cursor."""
+    """The page query (or `SELECT COUNT()` with the same cursor), ordered by the cursor
+    unless `ordered` is false (Bulk API 2.0 jobs)."""
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", obj):
         raise ValueError(f"not an object name: {obj!r}")
     head = "SELECT COUNT()" if count else "SELECT " + ", ".join(select_fields(fields))
     soql = f"{head} FROM {obj}"
     if cursor is not None:
         soql += " WHERE " + cursor_where(*cursor)
-    if not count:
+    if not count and ordered:
         soql += " ORDER BY SystemModstamp, Id"
     return soql

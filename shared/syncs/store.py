@@ -18,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.models import RecordSequence, Run, SyncedRecord, utcnow
@@ -32,6 +33,9 @@ ALWAYS = ("Id", "SystemModstamp", "IsDeleted")
 # Compared for changes: everything stored except the stamp itself.
 NOT_COMPARED = frozenset({"SystemModstamp"})
 READ_CHUNK = 1000
+RECORDS = cast(Table, SyncedRecord.__table__)
+SEQUENCES = cast(Table, RecordSequence.__table__)
+RUNS = cast(Table, Run.__table__)
 
 
 @dataclass
@@ -67,11 +71,10 @@ def clean(record: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
 
 
 def _insert(session: Session) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (PostgreSQL and SQLite spell it alike)."""
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        return postgresql.insert
+    return sqlite.insert
 
 
 def lock_sequence(session: Session, obj: str) -> int:
@@ -81,7 +84,7 @@ def lock_sequence(session: Session, obj: str) -> int:
     are committed in the order they are given out, and the read-compare-write below cannot
     race another sync of the same object.
     """
-    table = RecordSequence.__table__
+    table = SEQUENCES
     stmt = _insert(session)(table).values(object=obj, value=0)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.object], set_={"value": table.c.value}
@@ -201,7 +204,7 @@ def apply_page(
 
     insert = _insert(session)
     if changes:
-        table = SyncedRecord.__table__
+        table = RECORDS
         stmt = insert(table)
         keep = {"id", "account_id", "object", "record_id", "first_seen_at"}
         stmt = stmt.on_conflict_do_update(
@@ -209,13 +212,9 @@ def apply_page(
             set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keep},
         )
         session.execute(stmt, changes)
-        session.execute(
-            update(RecordSequence.__table__)
-            .where(RecordSequence.__table__.c.object == obj)
-            .values(value=seq)
-        )
+        session.execute(update(SEQUENCES).where(SEQUENCES.c.object == obj).values(value=seq))
     if stamp_only:
-        table = SyncedRecord.__table__
+        table = RECORDS
         session.execute(
             update(table)
             .where(table.c.id == bindparam("b_id"))
@@ -223,7 +222,7 @@ def apply_page(
             stamp_only,
         )
     if triggers:
-        runs = Run.__table__
+        runs = RUNS
         stmt = (
             insert(runs)
             .on_conflict_do_nothing(index_elements=[runs.c.behavior_name, runs.c.idempotency_key])
