@@ -287,7 +287,7 @@ def _load_behavior_modules(settings: Settings) -> None:
 
 
 # Feature commands live beside this module, one module per concern; importing registers them.
-from .commands import behaviors, keys, runs, schedules  # noqa: E402, F401
+from .commands import behaviors, keys, runs, schedules, syncs  # noqa: E402, F401
 
 
 def main(argv: list[str] | None = None) -> Any:

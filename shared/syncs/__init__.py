@@ -6,7 +6,8 @@
 """
 
 from .definitions import DefinitionInvalid, create_sync, describe_fields, sync_to_dict, update_sync
-from .executor import behavior_name_for, execute_sync, is_sync_run
+from .executor import execute_sync
+from .names import behavior_name_for, is_sync_run
 from .runs import SyncRunning, active_run, start_sync_run
 
 __all__ = [

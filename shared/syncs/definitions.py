@@ -25,6 +25,7 @@ from shared.behaviors.store import load_behavior
 from shared.models import Account, Run, Sync, isoformat
 from shared.salesforce import SalesforceClient, errors
 
+from .schedule import schedule_sync
 from .store import ALWAYS
 
 if TYPE_CHECKING:
@@ -189,6 +190,7 @@ def create_sync(session: Session, body: Any, describe: Describe) -> Sync:
     if problems:
         raise DefinitionInvalid(problems)
     sync = Sync(**values)
+    schedule_sync(sync)
     session.add(sync)
     session.flush()
     return sync
@@ -217,6 +219,8 @@ def update_sync(session: Session, sync: Sync, body: Any, describe: Describe) -> 
         raise DefinitionInvalid(problems)
     for key, value in values.items():
         setattr(sync, key, value)
+    if {"cron", "every_seconds", "timezone", "enabled"} & set(changes):
+        schedule_sync(sync)
     session.flush()
     return sync
 

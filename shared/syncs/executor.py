@@ -33,6 +33,7 @@ from shared.salesforce import SalesforceClient
 
 from . import bulk
 from .definitions import describe_fields
+from .names import sync_id_of
 from .soql import build_query, select_fields
 from .store import OnChange, apply_page, parse_stamp
 
@@ -41,17 +42,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("forcebot.syncs")
 
-SYNC_PREFIX = "sync:"
 STEP = "pages"
 COUNTS = ("pages", "records", "created", "updated", "deleted", "unchanged")
-
-
-def behavior_name_for(sync_id: int) -> str:
-    return f"{SYNC_PREFIX}{sync_id}"
-
-
-def is_sync_run(behavior_name: str) -> bool:
-    return behavior_name.startswith(SYNC_PREFIX)
 
 
 class _Lost(Exception):
@@ -80,7 +72,7 @@ def execute_sync(
     """Run the claimed sync attempt and record how it ended (`finish_run`)."""
     timings = timings or run_timings()
     recorder = RunRecorder(runtime.Session, claim)
-    sync_id = int(claim.behavior_name[len(SYNC_PREFIX) :])
+    sync_id = sync_id_of(claim.behavior_name)
     log.info("run=%s sync=%s attempt=%s status=running", claim.run_id, sync_id, claim.attempt)
     with Heartbeat(runtime.Session, claim, timings.heartbeat_every):
         try:

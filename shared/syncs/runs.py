@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from shared.models import Run, Sync, utcnow
 from shared.models.runs import ACTIVE, QUEUED
 
-from .executor import behavior_name_for
+from .names import behavior_name_for
 
 SYNC_MAX_ATTEMPTS = 5
 

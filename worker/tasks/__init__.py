@@ -1,3 +1,3 @@
 """Named Celery tasks, one module per concern; importing this registers them all."""
 
-from . import accounts, health, runs, schedules, webhooks  # noqa: F401
+from . import accounts, health, runs, schedules, syncs, webhooks  # noqa: F401
