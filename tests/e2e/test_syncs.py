@@ -291,3 +291,82 @@ def test_bulk_and_auto_give_the_same_records_as_rest(api, runtime, sim, linked_a
     assert api.get(f"/syncs/{sync_id}").get_json()["api"] == "bulk"
     again = _run_sync(api, runtime, sync_id)
     assert (again["progress"]["updated"], again["progress"]["records"]) == (10, 10)
+
+
+def test_cancelled_run_and_the_next_resume_from_the_cursor(
+    api, runtime, sim, linked_account, worker
+):
+    account_id = linked_account()
+    sim.control.update_settings(default_batch_size=500)
+    ids = sim.control.seed("Contact", 1400, per_timestamp=7)
+    sync = _make_sync(api, account_id)
+    sim.control.add_fault("/services/data/v62.0/query/", status=None, delay_seconds=3)
+    run_id = api.post(f"/syncs/{sync['id']}/runs", json={}).get_json()["id"]
+
+    def started() -> bool:
+        with runtime.Session() as session:
+            return (session.get(Run, run_id).progress or {}).get("pages") == 1
+
+    poll(started, 60, 0.05, message="the first page")
+    assert api.post(f"/runs/{run_id}/cancel").status_code in (200, 202)
+    cancelled = wait_status(runtime, run_id, ("cancelled", "succeeded"), 60)
+    assert cancelled["status"] == "cancelled"
+    read = cancelled["progress"]["records"]
+    assert 0 < read < 1400
+    cursor = api.get(f"/syncs/{sync['id']}").get_json()["cursor"]
+    assert cursor["id"] == cancelled["progress"]["position"]["id"]
+    rest = _run_sync(api, runtime, sync["id"])
+    assert rest["progress"]["created"] == 1400 - read
+    assert rest["progress"]["records"] == 1400 - read  # nothing read twice
+    assert set(_local(runtime)) == set(ids)
+
+
+def test_lookback_rereads_without_reporting_unchanged(api, runtime, sim, linked_account, worker):
+    account_id = linked_account()
+    ids = sim.control.seed("Contact", 600, per_timestamp=7)
+    save(runtime, ON_CHANGE)
+    sync = _make_sync(api, account_id, on_change="contact-changed")
+    assert _run_sync(api, runtime, sync["id"])["progress"]["created"] == 600
+    patched = api.patch(f"/syncs/{sync['id']}", json={"lookback_seconds": 7 * 24 * 3600})
+    assert patched.status_code == 200, patched.get_json()
+    sim.control.modify_records("Contact", ids[:5], {"LastName": "Late"})
+    again = _run_sync(api, runtime, sync["id"])
+    p = again["progress"]
+    assert p["records"] == 600 and p["unchanged"] == 595
+    assert (p["created"], p["updated"], p["deleted"]) == (0, 5, 0)
+    with runtime.Session() as session:
+        triggered = session.scalar(
+            select(func.count(Run.id)).where(Run.behavior_name == "contact-changed")
+        )
+    assert triggered == 605
+    runs = api.get(f"/runs?sync={sync['id']}&trigger=sync").get_json()["runs"]
+    assert [r["id"] for r in runs] == [again["id"], runs[1]["id"]] and len(runs) == 2
+    assert all(r["sync_id"] == sync["id"] and r["trigger"] == "sync" for r in runs)
+
+
+def test_cli_sync_run_wait_and_syncs_list(api, runtime, sim, linked_account, settings, worker):
+    import subprocess
+    import sys
+
+    account_id = linked_account()
+    sim.control.seed("Contact", 300, per_timestamp=7)
+    _make_sync(api, account_id)
+
+    def forcebot(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "forcebot", *args],
+            env=settings_env(settings),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    result = forcebot("sync", "run", "contacts", "--wait")
+    assert result.returncode == 0, result.stderr
+    assert "succeeded api=rest records=300 created=300" in result.stdout
+    listing = forcebot("syncs")
+    assert listing.returncode == 0, listing.stderr
+    assert "contacts" in listing.stdout and "300" in listing.stdout
+    assert "succeeded" in listing.stdout
+    missing = forcebot("sync", "run", "nope")
+    assert missing.returncode == 2 and "no sync" in missing.stderr
