@@ -53,7 +53,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     from . import auth, health, metrics, oauth, pages
     from .api import api
-    from .pages import accounts, admin, behaviors, runs, schedules, services, webhooks, workers
+    from .pages import (
+        accounts,
+        admin,
+        behaviors,
+        runs,
+        schedules,
+        services,
+        syncs,
+        webhooks,
+        workers,
+    )
 
     auth.init_app(app)
     for module in (
@@ -72,6 +82,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         metrics,
     ):
         app.register_blueprint(module.bp)
+    app.register_blueprint(syncs.bp)
+    app.register_blueprint(syncs.records_bp)
     app.register_blueprint(api)
     csrf.exempt(api)
 
