@@ -93,12 +93,9 @@ def upgrade() -> None:
             name=op.f("uq_synced_records_account_id_object_record_id"),
         ),
     )
+    # No (SystemModstamp, Id) index: the cursor lives on the sync, and every extra index
+    # costs each upserted row; the records API reads by change number.
     with op.batch_alter_table("synced_records", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_synced_records_cursor",
-            ["account_id", "object", "system_modstamp", "record_id"],
-            unique=False,
-        )
         batch_op.create_index(
             "ix_synced_records_object_change_seq", ["object", "change_seq"], unique=False
         )
@@ -143,6 +140,5 @@ def downgrade() -> None:
     op.drop_table("record_sequences")
     with op.batch_alter_table("synced_records", schema=None) as batch_op:
         batch_op.drop_index("ix_synced_records_object_change_seq")
-        batch_op.drop_index("ix_synced_records_cursor")
     op.drop_table("synced_records")
     _old_synced_records()

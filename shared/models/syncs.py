@@ -56,7 +56,6 @@ class SyncedRecord(Base):
     __tablename__ = "synced_records"
     __table_args__ = (
         UniqueConstraint("account_id", "object", "record_id"),
-        Index("ix_synced_records_cursor", "account_id", "object", "system_modstamp", "record_id"),
         Index("ix_synced_records_object_change_seq", "object", "change_seq"),
     )
 

@@ -18,9 +18,11 @@ exactly-once (see `store`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sqlalchemy import select
 
@@ -29,7 +31,7 @@ from shared.config import RunTimings, run_timings
 from shared.models import Account, Run, Sync
 from shared.models.runs import CANCELLED, FAILED, RUNNING, SUCCEEDED
 from shared.runs import Claim, Heartbeat, Outcome, RunRecorder, classify, finish_run
-from shared.salesforce import SalesforceClient
+from shared.salesforce import SalesforceClient, errors
 
 from . import bulk
 from .definitions import describe_fields
@@ -191,9 +193,37 @@ def _run(
             runtime, claim, sync, names, position, progress, client, recorder, on_change, on_queued
         )
         return progress
-    page = client.query_page(
-        build_query(sync.object, names, position), include_deleted=True, batch_size=batch_size
-    )
+    # Pages go through a client without `on_exchange`: its summaries parse and redact each
+    # 2,000-record body only to cap it, a fifth of a sync's time. Each page is recorded here
+    # with its method, URL, status and duration instead (the records themselves are stored).
+    pages_client = make(runtime, sync.account_id, purpose=purpose)
+
+    def fetch(soql: str | None = None, next_url: str | None = None) -> dict[str, Any]:
+        started = time.monotonic()
+        status: int | None = 200
+        error: str | None = None
+        try:
+            if next_url:
+                return dict(pages_client.query_page(next_url=next_url, batch_size=batch_size))
+            return dict(pages_client.query_page(soql, include_deleted=True, batch_size=batch_size))
+        except errors.SalesforceError as exc:
+            status, error = exc.status, str(exc)
+            raise
+        finally:
+            url = next_url or f"{pages_client.base_path}/queryAll?q={quote(soql or '')}"
+            recorder.exchange(
+                STEP,
+                {
+                    "method": "GET",
+                    "url": url,
+                    "status": status,
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                    "error": error,
+                    "account_id": sync.account_id,
+                },
+            )
+
+    page = fetch(build_query(sync.object, names, position))
     while True:
         records = list(page.get("records") or [])
         if records:
@@ -203,7 +233,7 @@ def _run(
             return progress
         if recorder.should_stop():
             raise _Stopped()
-        page = client.query_page(next_url=next_url, batch_size=batch_size)
+        page = fetch(next_url=next_url)
 
 
 def _fenced_run(session: Any, claim: Claim) -> Run:
