@@ -1,9 +1,8 @@
 """When scheduled syncs run: the next slot, and firing due syncs exactly once per slot.
 
-`next_slot` is the small adapter the brief asked for: cron (read in the sync's IANA zone, so
-09:00 Europe/Paris stays 09:00 across DST) via croniter, or a fixed `every_seconds`. When the
-schedules dispatcher (`shared.schedules`) lands, this function is the one place to point at
-its next-slot computation.
+`next_slot` adapts the schedules' next-slot computation (`shared.schedules.timing.Rule`), so
+a sync's cron is read in its IANA zone exactly as a schedule's is (09:00 Europe/Paris stays
+09:00 across DST).
 
 A due sync is fired by a compare-and-swap on `next_run_at` (any number of beats fire a slot
 once) and `start_sync_run`, which refuses a second active run: a slot that comes while the
@@ -15,14 +14,13 @@ use the "scheduled" quota purpose and wait at the account's reserve.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
-from croniter import croniter
 from sqlalchemy import select, update
 
 from shared.models import Sync, utcnow
+from shared.schedules.timing import Rule
 
 from .runs import SyncRunning, start_sync_run
 
@@ -35,14 +33,14 @@ log = logging.getLogger("forcebot.syncs")
 def next_slot(
     cron: str | None, every_seconds: int | None, timezone: str, after: datetime
 ) -> datetime | None:
-    """The first slot strictly after `after` (UTC), or None for an unscheduled sync."""
-    if every_seconds:
-        return after + timedelta(seconds=every_seconds)
-    if cron:
-        local = after.astimezone(ZoneInfo(timezone or "UTC"))
-        slot: datetime = croniter(cron, local).get_next(datetime)
-        return slot.astimezone(UTC)
-    return None
+    """The first slot strictly after `after` (UTC), or None for an unscheduled sync.
+
+    The schedules' own rule (`shared.schedules.timing.Rule`): cron read in the zone with
+    DST gaps and repeats handled, `every_seconds` on a fixed grid from the epoch.
+    """
+    if not cron and not every_seconds:
+        return None
+    return Rule(cron or None, every_seconds or None, timezone or "UTC").next_after(after)
 
 
 def schedule_sync(sync: Sync, now: datetime | None = None) -> None:
