@@ -46,7 +46,7 @@ from .definition import ParseError, parse_source
 from .store import DefinitionInvalid, check_definition, get_version, save_behavior
 
 MAX_BEHAVIORS = 200
-PACKAGE_KEYS = {"name", "description", "version", "behaviors", "schedules"}
+PACKAGE_KEYS = {"name", "description", "version", "behaviors", "schedules", "syncs"}
 
 
 @dataclass
@@ -196,4 +196,13 @@ def import_package(
         except ScheduleInvalid as exc:
             raise DefinitionInvalid(exc.problems) from None
         report.notes.extend(f"schedule {s['name']}: {s['status']}" for s in report.schedules)
+    if package.get("syncs"):
+        from shared.syncs import DefinitionInvalid as SyncInvalid
+        from shared.syncs.packages import import_syncs
+
+        try:
+            synced = import_syncs(session, list(package["syncs"]), account=account)
+        except SyncInvalid as exc:
+            raise DefinitionInvalid(exc.problems) from None
+        report.notes.extend(f"sync {s['name']}: {s['status']}" for s in synced)
     return report

@@ -112,6 +112,7 @@ class Described:
 
     fields: dict[str, str] | None = None
     error: str | None = None
+    unchecked: bool = False  # no describe to check against (see shared.syncs.packages)
 
 
 def _describe_first(describe: Describe, values: dict[str, Any]) -> Described:
@@ -158,6 +159,8 @@ def check(
         problems.append(
             f"object: this account already has a sync of {values['object']} (id {other})"
         )
+    if described.unchecked:
+        return problems
     if described.error is not None:
         problems.append(f"object: could not describe {values['object']}: {described.error}")
         return problems

@@ -28,7 +28,7 @@ def demo(linked_account: Any, runtime: Any) -> int:
     account_id = linked_account(name="demo")
     with runtime.Session.begin() as session:
         report = import_package(session, PACKAGE.read_text())
-    assert report.count("created") == 4
+    assert report.count("created") == 5
     return account_id
 
 

@@ -370,3 +370,31 @@ def test_cli_sync_run_wait_and_syncs_list(api, runtime, sim, linked_account, set
     assert "succeeded" in listing.stdout
     missing = forcebot("sync", "run", "nope")
     assert missing.returncode == 2 and "no sync" in missing.stderr
+
+
+def test_the_package_ships_a_contacts_sync_with_on_change(
+    api, runtime, sim, linked_account, worker
+):
+    from pathlib import Path
+
+    from shared.behaviors.packages import import_package
+
+    linked_account(name="demo")
+    ids = sim.control.seed("Contact", 40)
+    source = (Path(__file__).resolve().parents[2] / "packages" / "salesforce-bot.yaml").read_text()
+    with runtime.Session.begin() as session:
+        report = import_package(session, source)
+    assert "sync contacts: created" in report.notes
+    (sync,) = api.get("/syncs").get_json()["syncs"]
+    assert sync["on_change"] == "contact-changed" and sync["every_seconds"] == 900
+    assert sync["next_run_at"] is not None
+    done = _run_sync(api, runtime, sync["id"])
+    assert done["status"] == "succeeded" and done["progress"]["created"] == 40
+    changes = api.get("/runs?behavior=contact-changed&limit=200").get_json()["runs"]
+    assert len(changes) == 40 and {r["trigger"] for r in changes} == {"change"}
+    first = wait_status(runtime, changes[-1]["id"], ("succeeded", "failed"), 120)
+    assert first["status"] == "succeeded", first["error"]
+    assert first["result"]["change"] == "created" and first["result"]["contact_id"] in ids
+    with runtime.Session.begin() as session:
+        again = import_package(session, source)
+    assert "sync contacts: unchanged" in again.notes

@@ -20,10 +20,10 @@ def test_import_the_shipped_package(settings, runtime):
     result = _run(settings, "package", "import", str(PACKAGE))
     assert result.exit_code == 0, result.output
     assert "created  find-contact-by-email (version 1)" in result.output
-    assert "4 created, 0 updated, 0 unchanged, 0 skipped" in result.output
+    assert "5 created, 0 updated, 0 unchanged, 0 skipped" in result.output
     again = _run(settings, "package", "import", str(PACKAGE))
-    assert "0 created, 0 updated, 4 unchanged, 0 skipped" in again.output
-    assert behavior_counts(runtime) == (4, 4)
+    assert "0 created, 0 updated, 5 unchanged, 0 skipped" in again.output
+    assert behavior_counts(runtime) == (5, 5)
 
 
 def test_account_override(settings, runtime):
@@ -34,7 +34,7 @@ def test_account_override(settings, runtime):
     assert "nothing was imported" in missing.output
     result = _run(settings, "package", "import", str(PACKAGE), "--account", "acme-prod")
     assert result.exit_code == 0, result.output
-    assert behavior_counts(runtime) == (4, 4)
+    assert behavior_counts(runtime) == (5, 5)
 
 
 def _current_account(runtime, name):

@@ -125,9 +125,9 @@ def test_package_import(api: Any, runtime: Any, named_account: Any) -> None:
     response = api.post("/packages", json={"source": source, "account": "acme-prod"})
     assert response.status_code == 201, response.get_json()
     report = response.get_json()
-    assert report["created"] == 4 and report["updated"] == 0
+    assert report["created"] == 5 and report["updated"] == 0
     again = api.post("/packages", json={"source": source, "account": "acme-prod"}).get_json()
-    assert again["unchanged"] == 4
+    assert again["unchanged"] == 5
     assert api.get("/behaviors/create-lead").get_json()["account"] == "acme-prod"
 
 
