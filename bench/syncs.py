@@ -126,9 +126,9 @@ def run(size: int = 100_000, database_url: str | None = None) -> float:
             secret_key="x" * 32,
             encryption_keys=[Fernet.generate_key().decode()],
         )
-        upgrade(settings.database_url)
         runtime = Runtime(settings)
         try:
+            upgrade(settings.database_url)
             account_id = _link(runtime, sim, settings.oauth_callback_url)
             seeded = time.perf_counter()
             sim.control.seed("Contact", size, per_timestamp=7)
