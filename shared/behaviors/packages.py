@@ -201,7 +201,9 @@ def import_package(
         from shared.syncs.packages import import_syncs
 
         try:
-            synced = import_syncs(session, list(package["syncs"]), account=account)
+            synced = import_syncs(
+                session, list(package["syncs"]), account=account, update=update, dry_run=dry_run
+            )
         except SyncInvalid as exc:
             raise DefinitionInvalid(exc.problems) from None
         report.notes.extend(f"sync {s['name']}: {s['status']}" for s in synced)

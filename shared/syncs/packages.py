@@ -56,8 +56,12 @@ def import_syncs(
     *,
     account: str | None = None,
     cache: redis.Redis | None = None,
+    update: bool = False,
+    dry_run: bool = False,
 ) -> list[dict[str, Any]]:
-    """Validate every entry, then create or update them; raise DefinitionInvalid saving none."""
+    """Validate every entry, then create them (or, with `update`, change those that differ;
+    without it a differing sync of that name is "skipped" and kept); raise DefinitionInvalid
+    saving none. `dry_run` saves nothing and reports what would happen."""
     if len(entries) > MAX_SYNCS:
         raise DefinitionInvalid([f"syncs: at most {MAX_SYNCS} in one package"])
     problems: list[str] = []
@@ -81,6 +85,9 @@ def import_syncs(
             problems.extend(f"{where}.{p}" for p in pydantic_problems(exc))
             continue
         existing = session.scalar(select(Sync).where(Sync.name == values["name"]))
+        if existing is not None and not update:
+            prepared.append((values, existing))
+            continue
         described = _cached_describe(cache, account_id, values["object"])
         found = check(session, values, described, existing.id if existing else None)
         if found:
@@ -92,17 +99,21 @@ def import_syncs(
     report = []
     for values, existing in prepared:
         if existing is None:
-            sync = Sync(**values)
-            schedule_sync(sync)
-            session.add(sync)
             status = "created"
+            if not dry_run:
+                sync = Sync(**values)
+                schedule_sync(sync)
+                session.add(sync)
         elif all(getattr(existing, k) == v for k, v in values.items()):
             status = "unchanged"
+        elif not update:
+            status = "skipped"
         else:
-            for key, value in values.items():
-                setattr(existing, key, value)
-            schedule_sync(existing)
             status = "updated"
+            if not dry_run:
+                for key, value in values.items():
+                    setattr(existing, key, value)
+                schedule_sync(existing)
         report.append({"name": values["name"], "status": status})
     session.flush()
     return report

@@ -54,7 +54,7 @@ def test_import_with_another_account_changes_nothing_without_update(settings, ru
     assert plain.exit_code == 0, plain.output
     assert "skipped  find-contact-by-email (version 1)" in plain.output
     assert "-account: demo" in plain.output and "+account: acme-prod" in plain.output
-    assert "0 created, 0 updated, 0 unchanged, 4 skipped" in plain.output
+    assert "0 created, 0 updated, 0 unchanged, 5 skipped" in plain.output
     assert _current_account(runtime, "find-contact-by-email") == (1, "demo")
 
     dry = _run(
@@ -69,15 +69,15 @@ def test_import_with_another_account_changes_nothing_without_update(settings, ru
     )
     assert dry.exit_code == 0, dry.output
     assert "would be   updated  find-contact-by-email (version 2)" in dry.output
-    assert "dry run, nothing saved: 0 created, 4 updated" in dry.output
-    assert behavior_counts(runtime) == (4, 4)
+    assert "dry run, nothing saved: 0 created, 5 updated" in dry.output
+    assert behavior_counts(runtime) == (5, 5)
 
     updated = _run(
         settings, "package", "import", str(PACKAGE), "--account", "acme-prod", "--update"
     )
-    assert "0 created, 4 updated, 0 unchanged, 0 skipped" in updated.output
+    assert "0 created, 5 updated, 0 unchanged, 0 skipped" in updated.output
     assert _current_account(runtime, "find-contact-by-email") == (2, "acme-prod")
-    assert behavior_counts(runtime) == (4, 8)
+    assert behavior_counts(runtime) == (5, 10)
 
 
 def test_invalid_package_lists_every_problem_and_saves_nothing(settings, runtime, tmp_path):
