@@ -219,3 +219,20 @@ def test_racing_dispatchers_fire_each_slot_once(rt):
     with rt.Session() as session:
         slots = session.execute(select(Run.schedule_id, Run.slot)).all()
     assert len(slots) == len(set(slots)) == 300
+
+
+def test_a_failed_run_shows_on_the_schedule_which_keeps_firing(rt):
+    sid = make(rt, every_seconds=5)
+    tick(rt, START + timedelta(seconds=5))
+    with rt.Session.begin() as session:
+        session.execute(
+            update(Run).values(
+                status="failed",
+                error={"code": "invalid_grant", "message": "expired access/refresh token"},
+            )
+        )
+    data = get(rt, sid)
+    assert data["last_error"] == "last run failed: expired access/refresh token"
+    assert data["enabled"] is True
+    assert tick(rt, START + timedelta(seconds=10)).fired == 1
+    assert get(rt, sid)["last_run"]["status"] == "queued"
