@@ -60,9 +60,11 @@ def _seed(factory: sessionmaker[Session], count: int) -> Any:
                 {
                     "name": f"bench-{i}",
                     "behavior_name": "bench-noop",
-                    "every_seconds": 3600,
+                    # Half intervals, half crons in zones (ten distinct timings in all).
+                    "every_seconds": 3600 * (1 + i % 5) if i % 2 else None,
+                    "cron": None if i % 2 else f"{i % 5} * * * *",
                     "payload": {"n": i},
-                    "timezone": "UTC",
+                    "timezone": "UTC" if i % 2 else "Europe/Paris",
                     "enabled": True,
                     "skipped_slots": 0,
                     "next_run_at": slot,

@@ -156,8 +156,10 @@ def test_a_deleted_behavior_is_an_error_that_never_disables(rt):
     data = get(rt, sid)
     assert 'no behavior named "noop"' in data["last_error"]
     assert data["enabled"] is True and data["next_run_at"] == "2026-03-01T12:00:10+00:00"
-    with rt.Session.begin() as session:
+    with rt.Session.begin() as session:  # a broken schedule can still be switched off
+        save_schedule(session, {"enabled": False}, session.get(Schedule, sid), now=START)
         save_behavior(session, NOOP_BEHAVIOR)
+        save_schedule(session, {"enabled": True}, session.get(Schedule, sid), now=START)
     assert tick(rt, START + timedelta(seconds=10)).fired == 1
     assert get(rt, sid)["last_error"] is None
 
