@@ -2,11 +2,12 @@
 
 Lag is measured per run from the moment all N schedules are due and stored (their slot is
 a second earlier; seeding them is not counted) to the commit of the batch that wrote its
-run row. The baseline is a bare loop that inserts the same run
-rows in the same batch size with one multi-row INSERT and a commit per batch, and does
-nothing else (no claim, no skip check, no behavior or payload validation, no
-compare-and-swap). SQLite in a temporary file by default; with FORCEBOT_BENCH_DATABASE_URL
-(a PostgreSQL server URL) it creates a throwaway database there and drops it afterwards.
+run row. The baseline is a bare loop that inserts the same run rows in the same batch size
+with one executemany INSERT and a commit per batch, and does nothing else (no claim, no
+skip check, no behavior or payload validation, no compare-and-swap). Each side runs twice,
+alternating, and its best run (by p99) is printed: the machine may be shared. SQLite in a
+temporary file by default; with FORCEBOT_BENCH_DATABASE_URL (a PostgreSQL server URL) it
+creates a throwaway database there and drops it afterwards.
 """
 
 from __future__ import annotations
@@ -60,9 +61,11 @@ def _seed(factory: sessionmaker[Session], count: int) -> Any:
                 {
                     "name": f"bench-{i}",
                     "behavior_name": "bench-noop",
-                    "every_seconds": 3600,
+                    # Half intervals, half crons in zones (ten distinct timings in all).
+                    "every_seconds": 3600 * (1 + i % 5) if i % 2 else None,
+                    "cron": None if i % 2 else f"{i % 5} * * * *",
                     "payload": {"n": i},
-                    "timezone": "UTC",
+                    "timezone": "UTC" if i % 2 else "Europe/Paris",
                     "enabled": True,
                     "skipped_slots": 0,
                     "next_run_at": slot,
@@ -158,8 +161,14 @@ def _run(url: str, count: int) -> float:
     engine = make_engine(url)
     factory = make_session_factory(engine)
     try:
-        bare_p50, bare_p99, bare_total = _bare(factory, count)
-        ours_p50, ours_p99, ours_total = _dispatcher(factory, count)
+        # Alternate the two, twice, and keep each one's best run: the machine is shared, and
+        # a burst of someone else's load should not decide the ratio.
+        bares, ours = [], []
+        for _ in range(2):
+            bares.append(_bare(factory, count))
+            ours.append(_dispatcher(factory, count))
+        bare_p50, bare_p99, bare_total = min(bares, key=lambda r: r[1])
+        ours_p50, ours_p99, ours_total = min(ours, key=lambda r: r[1])
     finally:
         engine.dispose()
     ratio = ours_p99 / bare_p99

@@ -47,7 +47,7 @@ from shared.models import Account, Run, Schedule, utcnow
 from shared.models.base import UTCDateTime
 from shared.models.runs import ACTIVE, QUEUED
 
-from .timing import Rule, TimingError
+from .timing import EPOCH, Rule, TimingError
 
 log = logging.getLogger("forcebot.schedules")
 
@@ -138,6 +138,8 @@ def _dispatch_batch(
         )
     )
     behaviors: dict[str, LoadedBehavior | None] = {}
+    # Schedules that share a timing share its slots: compute them once per batch.
+    timings: dict[tuple[str | None, int | None, str], tuple[datetime, datetime] | str] = {}
     accounts: dict[str, int | None] = {}
     new_runs: list[dict[str, Any]] = []
     changes: dict[int, dict[str, Any]] = {}
@@ -151,15 +153,22 @@ def _dispatch_batch(
             "b_run_at": None,
         }
         changes[row.id] = change
-        rule = Rule(row.cron, row.every_seconds, row.timezone)
-        try:
-            slot = rule.latest_at_or_before(now, row.next_run_at)
-            change["b_next"] = rule.next_after(now)
-        except TimingError as exc:
+        key = (row.cron, row.every_seconds, row.timezone)
+        if key not in timings:
+            rule = Rule(*key)
+            try:
+                # The latest slot at or before now, and the one after it.
+                timings[key] = (rule.latest_at_or_before(now, EPOCH), rule.next_after(now))
+            except TimingError as exc:
+                timings[key] = str(exc)
+        timing = timings[key]
+        if isinstance(timing, str):
             change["b_next"] = now + BROKEN_RETRY
-            change["b_error"] = str(exc)
+            change["b_error"] = timing
             report.errors += 1
             continue
+        slot = max(timing[0], row.next_run_at)
+        change["b_next"] = timing[1]
         if row.id in busy:
             change["b_skip"] = 1
             change["b_skipped_at"] = slot

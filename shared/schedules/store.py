@@ -10,7 +10,8 @@ Choices where SPEC is silent:
   `every_seconds` and vice versa, so switching kinds takes one field.
 - `next_run_at` is recomputed from now when the timing (cron, every_seconds, timezone)
   changes or the schedule is enabled again; slots missed while disabled are not caught up.
-- A disabled schedule keeps `next_run_at` for display but the dispatcher ignores it.
+- A disabled schedule keeps `next_run_at` but the dispatcher ignores it; disabling alone is
+  never refused (a schedule whose behavior was deleted can still be switched off).
 """
 
 from __future__ import annotations
@@ -159,9 +160,18 @@ def rule_of(values: dict[str, Any] | Schedule) -> Rule:
 def save_schedule(
     session: Session, data: Any, existing: Schedule | None = None, *, now: datetime | None = None
 ) -> Schedule:
-    """Create (or change `existing`) from `data`; raise ScheduleInvalid saving nothing."""
-    values = check_schedule(session, data, existing)
+    """Create (or change `existing`) from `data`; raise ScheduleInvalid saving nothing.
+
+    Disabling alone (`{"enabled": false}`) is not validated: a schedule whose behavior was
+    deleted must still be switchable off.
+    """
     now = now or utcnow()
+    if existing is not None and isinstance(data, dict) and data == {"enabled": False}:
+        existing.enabled = False
+        existing.updated_at = now
+        session.flush()
+        return existing
+    values = check_schedule(session, data, existing)
     schedule = existing or Schedule(skipped_slots=0)
     retimed = (
         existing is None

@@ -28,7 +28,9 @@ from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 # A cron whose next slot is further than this is treated as never firing (e.g. "0 0 30 2 *").
 _SEARCH_LIMIT = 2000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Longer than any backward clock change in tzdata, so a fall-back is always seen.
+_LOOKBACK = timedelta(hours=6)
 
 
 class TimingError(ValueError):
@@ -74,13 +76,13 @@ class Rule:
         after = after.astimezone(UTC)
         if self.every_seconds is not None:
             step = self.every_seconds
-            elapsed = int((after - _EPOCH).total_seconds() // step)
-            return _EPOCH + timedelta(seconds=(elapsed + 1) * step)
+            elapsed = int((after - EPOCH).total_seconds() // step)
+            return EPOCH + timedelta(seconds=(elapsed + 1) * step)
         assert self.cron is not None
         tz = zone(self.timezone)
-        # Start a little before `after` on the wall clock: in a repeated hour, the wall time
-        # of `after` is ambiguous and the next slot may map to an earlier wall time.
-        start = after.astimezone(tz).replace(tzinfo=None) - timedelta(hours=3)
+        # A slot after `after` never has an earlier wall time (repeated wall times are read as
+        # their first occurrence), so the walk starts at `after`'s own wall time.
+        start = after.astimezone(tz).replace(tzinfo=None) - timedelta(minutes=1)
         walk = croniter(self.cron, start)
         for _ in range(_SEARCH_LIMIT):
             try:
@@ -96,12 +98,17 @@ class Rule:
         """The latest slot in [not_before, at]; `not_before` must itself be a slot."""
         at = at.astimezone(UTC)
         if self.every_seconds is not None:
-            elapsed = int((at - _EPOCH).total_seconds() // self.every_seconds)
-            return max(_EPOCH + timedelta(seconds=elapsed * self.every_seconds), not_before)
-        # Walk back on the wall clock from a little after `at`, placing each wall time.
+            elapsed = int((at - EPOCH).total_seconds() // self.every_seconds)
+            return max(EPOCH + timedelta(seconds=elapsed * self.every_seconds), not_before)
+        # Walk back on the wall clock. Just after a fall-back, slots at or before `at` can have
+        # later wall times than `at` (the first pass of the repeated hour), so the walk then
+        # starts as far ahead as the clock went back.
         assert self.cron is not None
         tz = zone(self.timezone)
-        start = at.astimezone(tz).replace(tzinfo=None) + timedelta(hours=3)
+        local = at.astimezone(tz)
+        earlier = (at - _LOOKBACK).astimezone(tz).utcoffset() or timedelta(0)
+        ahead = max(earlier - (local.utcoffset() or timedelta(0)), timedelta(0))
+        start = local.replace(tzinfo=None) + ahead + timedelta(minutes=1)
         walk = croniter(self.cron, start)
         for _ in range(_SEARCH_LIMIT):
             try:

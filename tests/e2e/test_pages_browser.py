@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from shared.behaviors.packages import import_package
 from shared.behaviors.store import save_behavior
-from shared.models import Account, Run, Service
+from shared.models import Account, Run, Schedule, Service
 from tests.conftest import ROOT, SIM_CLIENT_SECRET, poll
 
 PACKAGE = Path(ROOT) / "packages" / "salesforce-bot.yaml"
@@ -66,6 +66,7 @@ def test_every_page_renders_without_secrets_or_dead_links(
         stale.status, stale.status_reason = "needs_reauth", REAUTH_REASON
     with runtime.Session() as session:
         service_id = session.scalars(select(Service.id).where(Service.name == "sim")).one()
+        schedule_id = session.scalars(select(Schedule.id)).one()  # the package's schedule
     secrets = _secrets(runtime)
     base = live_server.url
 
@@ -113,6 +114,9 @@ def test_every_page_renders_without_secrets_or_dead_links(
         "/behaviors/import": "Import a package",
         "/behaviors/find-contact-by-email": "find-contact-by-email",
         "/behaviors/bad-soql": "bad-soql",
+        "/schedules": "Schedules",
+        "/schedules/new": "New schedule",
+        f"/schedules/{schedule_id}/edit": "Edit schedule hourly-api-limits",
         "/runs/": "Runs",
         "/runs/?status=failed": "Runs",
         f"/runs/{succeeded}": f"Run {succeeded}",

@@ -152,6 +152,7 @@ SERVICE_FIELDS = [
     "name", "provider", "client_id", "client_secret", "login_url", "api_version", "scopes",
     "session_timeout_minutes", "use_introspection", "api_reserve_percent",
 ]  # fmt: skip
+SCHEDULE_FIELDS = ["name", "behavior", "cron", "every_seconds", "timezone", "payload", "enabled"]
 VALID_SERVICE = {"name": "svc-x", "client_id": "abc", "client_secret": "def"}
 WEBHOOK_FIELDS = ["url", "events", "enabled", "description"]
 VALID_WEBHOOK = {"url": "https://hooks.example.com/x", "events": ["run.failed"]}
@@ -180,10 +181,15 @@ def body_routes(target: Target) -> dict[tuple[str, str], tuple[list[str], dict[s
             {"package": {"behaviors": [BEHAVIOR]}},
         ),
         ("post", "/schedules"): (
-            ["name", "behavior", "cron", "every_seconds", "timezone", "payload", "enabled"],
-            {"name": "sch-x", "behavior": "fuzz-target", "every_seconds": 60},
-        ),
-        ("patch", "/schedules/<int:schedule_id>"): (["cron", "enabled"], {"enabled": False}),
+            SCHEDULE_FIELDS,
+            {
+                "name": "fuzz-s",
+                "behavior": "fuzz-target",
+                "every_seconds": 60,
+                "payload": {"email": "x@y.z"},
+            },
+        ),  # fmt: skip
+        ("patch", "/schedules/<int:schedule_id>"): (SCHEDULE_FIELDS, {"every_seconds": 30}),
         ("post", "/runs/<int:id>/retry"): ([], {}),
         ("post", "/runs/<int:id>/cancel"): ([], {}),
         ("post", "/runs/<int:id>/replay"): ([], {}),
@@ -198,6 +204,7 @@ def concrete(rule: str, target: Target) -> str:
     return (
         rule.replace("<int:service_id>", str(target.service_id))
         .replace("<int:account_id>", "1")
+        .replace("<int:schedule_id>", "1")
         .replace("<int:id>", str(target.run_id))
         .replace("<name>", "fuzz-target")
         .replace("<int:webhook_id>", str(target.webhook_id))

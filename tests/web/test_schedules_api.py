@@ -74,11 +74,17 @@ def test_bad_schedule_is_422_with_every_problem_and_nothing_saved(api, runtime):
         "payload.extra: unknown input",
     ):
         assert fragment in details, details
-    assert api.post("/schedules", json={"behavior": "gone"}).get_json()["error"]["details"] == [
-        "name: required; lowercase letters, digits and - (at most 100)",
-        "cron: give either cron or every_seconds",
-        'behavior: no behavior named "gone"',
-    ]
+    # A body of the wrong shape is refused first, every shape problem listed.
+    shape = api.post("/schedules", json={"behavior": 5, "every_seconds": "5", "colour": 1})
+    assert shape.status_code == 422
+    assert set(shape.get_json()["error"]["details"]) >= {
+        "name: required",
+        "behavior: Input should be a valid string",
+        "colour: unknown field",
+    }
+    assert api.post("/schedules", json={"name": "x", "behavior": "gone"}).get_json()["error"][
+        "details"
+    ] == ["cron: give either cron or every_seconds", 'behavior: no behavior named "gone"']
     assert count(runtime) == 0
 
 
@@ -99,6 +105,7 @@ def test_schedules_are_in_the_openapi_document(api):
     spec = api.get("/openapi.json").get_json()
     assert {"post", "get"} <= set(spec["paths"]["/schedules"])
     assert {"get", "patch", "delete"} <= set(spec["paths"]["/schedules/{schedule_id}"])
+    assert "requestBody" in spec["paths"]["/schedules"]["post"]
     props = spec["components"]["schemas"]["ScheduleOut"]["properties"]
     assert {"next_runs", "skipped_slots", "last_skipped_at", "last_error", "last_run"} <= set(props)
 
@@ -126,3 +133,4 @@ def test_runs_filter_by_schedule_shows_slot(api, runtime):
     assert listed[0]["slot"].endswith("+00:00")
     assert api.get(f"/schedules/{ids[1]}").get_json()["last_run"]["id"] == listed[0]["id"]
     assert api.get("/runs?schedule=x").status_code == 422
+    assert api.get(f"/runs?schedule={ids[0]}").get_json()["runs"][0]["schedule_id"] == ids[0]

@@ -117,6 +117,12 @@ class Imported(Reply):
     diff: str | None = Field(None, description="unified diff, stored → package")
 
 
+class ImportedSchedule(Reply):
+    name: str
+    status: Literal["created", "updated", "unchanged"]
+    id: int
+
+
 class ImportReport(Reply):
     behaviors: list[Imported]
     created: int
@@ -125,7 +131,7 @@ class ImportReport(Reply):
     skipped: int
     dry_run: bool
     notes: list[str]
-    schedules: list[dict[str, Any]] = Field(
+    schedules: list[ImportedSchedule] = Field(
         default_factory=list, description="the package's schedules: name and what happened"
     )
 

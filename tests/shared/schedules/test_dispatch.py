@@ -156,8 +156,10 @@ def test_a_deleted_behavior_is_an_error_that_never_disables(rt):
     data = get(rt, sid)
     assert 'no behavior named "noop"' in data["last_error"]
     assert data["enabled"] is True and data["next_run_at"] == "2026-03-01T12:00:10+00:00"
-    with rt.Session.begin() as session:
+    with rt.Session.begin() as session:  # a broken schedule can still be switched off
+        save_schedule(session, {"enabled": False}, session.get(Schedule, sid), now=START)
         save_behavior(session, NOOP_BEHAVIOR)
+        save_schedule(session, {"enabled": True}, session.get(Schedule, sid), now=START)
     assert tick(rt, START + timedelta(seconds=10)).fired == 1
     assert get(rt, sid)["last_error"] is None
 
@@ -219,3 +221,20 @@ def test_racing_dispatchers_fire_each_slot_once(rt):
     with rt.Session() as session:
         slots = session.execute(select(Run.schedule_id, Run.slot)).all()
     assert len(slots) == len(set(slots)) == 300
+
+
+def test_a_failed_run_shows_on_the_schedule_which_keeps_firing(rt):
+    sid = make(rt, every_seconds=5)
+    tick(rt, START + timedelta(seconds=5))
+    with rt.Session.begin() as session:
+        session.execute(
+            update(Run).values(
+                status="failed",
+                error={"code": "invalid_grant", "message": "expired access/refresh token"},
+            )
+        )
+    data = get(rt, sid)
+    assert data["last_error"] == "last run failed: expired access/refresh token"
+    assert data["enabled"] is True
+    assert tick(rt, START + timedelta(seconds=10)).fired == 1
+    assert get(rt, sid)["last_run"]["status"] == "queued"

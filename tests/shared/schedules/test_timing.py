@@ -44,8 +44,10 @@ def test_ambiguous_local_time_fires_once_at_its_first_occurrence():
     first, second = rule.upcoming(utc(2026, 10, 24, 12), 2)
     assert first == utc(2026, 10, 25, 0, 30)  # 02:30 CEST; the 02:30 CET an hour later is not
     assert second == utc(2026, 10, 26, 1, 30)
-    # Asked from inside the repeated hour's second pass, the next slot is tomorrow's.
+    # Asked from inside the repeated hour's second pass, the next slot is tomorrow's, and the
+    # latest one so far is the first pass's 02:30 (a later wall time than 02:15 CET).
     assert rule.next_after(utc(2026, 10, 25, 1, 15)) == second
+    assert rule.latest_at_or_before(utc(2026, 10, 25, 1, 15), utc(2026, 10, 24, 0, 30)) == first
 
 
 def test_intervals_are_epoch_aligned_and_ignore_the_zone():
