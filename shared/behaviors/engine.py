@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import redis.exceptions
+import sqlalchemy.exc
 from jinja2 import TemplateError
 from jinja2.sandbox import SecurityError
 
@@ -89,8 +91,28 @@ class Cancelled(Exception):
 TEMPLATE_ERRORS = (TemplateError, ArithmeticError, TypeError, ValueError)
 
 
+# Our own infrastructure failing (Redis for the refresh lock and the concurrency cap, the
+# database for the recorder): nothing is wrong with the run, so the runs engine retries it
+# with back-off instead of failing it as an internal error.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.TimeoutError,
+)
+INFRASTRUCTURE_ERROR = "infrastructure_error"
+
+
+def infrastructure_message(exc: BaseException) -> str:
+    """The driver's first line only: SQLAlchemy's text would quote the statement's parameters."""
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {(detail[0] if detail else '')[:200]}"
+
+
 def _propagates(exc: Exception) -> bool:
-    """Whether the runs engine, not us, must decide what a Salesforce error means."""
+    """Whether the runs engine, not us, must decide what an error means."""
+    if isinstance(exc, INFRASTRUCTURE_ERRORS):
+        return True
     if not isinstance(exc, errors.SalesforceError):
         return False
     if isinstance(exc, errors.DailyLimitExceeded | errors.QuotaReserveReached | errors.NeedsReauth):
@@ -135,6 +157,7 @@ class _Execution:
         return self._outbound
 
     def _on_exchange(self, summary: dict[str, Any]) -> None:
+        # `http.send` keeps a failure here from replacing the response it describes.
         self.recorder.exchange(self.current_key, summary)
 
     def boundary(self, key: str) -> None:
@@ -215,6 +238,12 @@ class _Execution:
             return {**exc.to_dict(), "step": key}
         if isinstance(exc, ActionError):
             return {"code": exc.code, "message": exc.message, "step": key}
+        if isinstance(exc, INFRASTRUCTURE_ERRORS):
+            return {
+                "code": INFRASTRUCTURE_ERROR,
+                "message": infrastructure_message(exc),
+                "step": key,
+            }
         return {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}", "step": key}
 
     def params(self, step: dict[str, Any], key: str, context: dict[str, Any]) -> dict[str, Any]:

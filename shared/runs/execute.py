@@ -309,6 +309,29 @@ def _client_factory(
 
 def classify(claim: Claim, exc: Exception, recorder: RunRecorder, timings: RunTimings) -> Outcome:
     """Decide retrying / waiting / failing for an exception the engine let through."""
+    if isinstance(exc, engine.INFRASTRUCTURE_ERRORS):
+        # Redis or the database failed us, not Salesforce: wait it out with back-off. These
+        # waits do not spend the run's retries (nothing refused the run), so an outage of any
+        # length ends with the run resuming, never with a run failed for good.
+        earlier = [
+            w
+            for w in ((recorder.progress or {}).get("waits") or [])
+            if w.get("code") == engine.INFRASTRUCTURE_ERROR and w.get("attempt") == claim.attempt
+        ]
+        delay = backoff(len(earlier) + 1, None, timings)
+        message = engine.infrastructure_message(exc)
+        log.warning(
+            "run=%s attempt=%s infrastructure error: %s", claim.run_id, claim.attempt, message
+        )
+        detail = {"code": engine.INFRASTRUCTURE_ERROR, "message": message}
+        if recorder.current:
+            detail["step"] = recorder.current
+        return Outcome(
+            RETRYING,
+            requeue_in=delay,
+            error=detail,
+            extra={"delay": delay, "wait_reason": message, "spends_retry": False},
+        )
     if not isinstance(exc, errors.SalesforceError):
         log.exception("run=%s attempt=%s internal error", claim.run_id, claim.attempt)
         return Outcome(
@@ -377,7 +400,7 @@ def finish_run(runtime: Runtime, claim: Claim, outcome: Outcome) -> Outcome:
             run.error = outcome.error
             if outcome.extra.get("account_id"):
                 run.account_id = outcome.extra["account_id"]
-            if outcome.status == RETRYING:
+            if outcome.status == RETRYING and outcome.extra.get("spends_retry", True):
                 run.retries += 1
             else:
                 webhooks.run_event(session, run)  # run.waiting, in this transaction
