@@ -118,6 +118,9 @@ class RunStep(Base):
     finished_at: Mapped[datetime | None]
     output: Mapped[Any | None] = mapped_column(JSON)
     error: Mapped[dict[str, Any] | None]
+    # Set (and committed) just before a non-idempotent request goes out; with the step still
+    # `running` on resume it means "sent, outcome not recorded" (see shared.behaviors.engine).
+    sent_at: Mapped[datetime | None]
 
     run: Mapped[Run] = relationship(back_populates="steps")
     exchanges: Mapped[list[HttpExchange]] = relationship(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.behaviors.engine import PriorSend
 from shared.models import HttpExchange, Run, RunStep, utcnow
 from shared.models.runs import RUNNING, SUCCEEDED
 from shared.salesforce.redact import redact_body, redact_headers, redact_url
@@ -43,16 +45,51 @@ class RunRecorder:
         self.current: str | None = None
         self.account_id: int | None = None  # of the last client handed out
         self.progress: dict[str, Any] | None = None  # only this worker writes it while running
+        self.unfinished: dict[str, datetime] = {}  # sent marks of steps that never ended
 
     def completed(self, key: str) -> tuple[bool, Any]:
         with self.factory() as session:
             row = session.execute(
-                select(RunStep.id, RunStep.status, RunStep.output).where(self._where(key))
+                select(RunStep.id, RunStep.status, RunStep.output, RunStep.sent_at).where(
+                    self._where(key)
+                )
             ).one_or_none()
         self.step_ids[key] = row.id if row else None
         if row is not None and row.status in (SUCCEEDED, SKIPPED):
             return True, row.output
+        # Marked sent and still `running`: the worker that sent it stopped before the step's
+        # ending was recorded.
+        if row is not None and row.status == RUNNING and row.sent_at is not None:
+            self.unfinished[key] = row.sent_at
         return False, None
+
+    def mark_sent(self, key: str) -> None:
+        with self.factory.begin() as session:
+            step_id = self._step_id(session, key)
+            session.execute(update(RunStep).where(RunStep.id == step_id).values(sent_at=utcnow()))
+
+    def unfinished_send(self, key: str) -> PriorSend | None:
+        """The last REST response recorded after the step's sent mark, if it never ended."""
+        sent_at = self.unfinished.pop(key, None)
+        step_id = self.step_ids.get(key)
+        if sent_at is None or step_id is None:
+            return None
+        with self.factory() as session:
+            rows = session.execute(
+                select(
+                    HttpExchange.url,
+                    HttpExchange.status,
+                    HttpExchange.response_headers,
+                    HttpExchange.response_body,
+                )
+                .where(HttpExchange.step_id == step_id, HttpExchange.created_at >= sent_at)
+                .order_by(HttpExchange.id.desc())
+            ).all()
+        for row in rows:
+            if "/services/oauth2/" in row.url:
+                continue  # a token refresh on the way, not the step's own request
+            return PriorSend(row.status, row.response_headers, row.response_body)
+        return PriorSend()
 
     def start(self, key: str, action: str) -> None:
         now = utcnow()
