@@ -1,4 +1,4 @@
-"""run hardening: sent markers on steps
+"""run hardening: sent markers on steps, resumption counts
 
 Revision ID: 0002
 Revises: 0001
@@ -17,6 +17,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("resumptions", sa.Integer(), server_default="0", nullable=False)
+        )
     with op.batch_alter_table("run_steps", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True))
 
@@ -24,3 +28,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("run_steps", schema=None) as batch_op:
         batch_op.drop_column("sent_at")
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_column("resumptions")

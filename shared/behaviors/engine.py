@@ -19,7 +19,10 @@ step that had started but not finished depends on whether sending it twice is ha
   Salesforce may have applied it although we never saw the answer.
 - A Python behavior's function is one step; a resumed attempt calls it again from the start.
 
-At every step boundary the engine checks for cancellation and the run-time deadline.
+At every step boundary the engine checks for cancellation and the run-time deadline
+(`timeout_seconds`, default 15 minutes; the runs engine passes `ExecutionContext.deadline`
+measured from the attempt's start or its latest retry/quota wait, so a worker crash and
+resumption does not restart the clock).
 
 Errors: a `fail` step, a template error at run time, a non-retryable Salesforce error or a
 limit raise `StepFailed`. Retryable Salesforce errors, DailyLimitExceeded,

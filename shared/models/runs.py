@@ -49,6 +49,9 @@ class Run(Base):
     max_attempts: Mapped[int] = mapped_column(default=5)
     # Retries of transient faults within the current attempt budget (see shared.runs).
     retries: Mapped[int] = mapped_column(default=0)
+    # Times the open attempt was taken over from a worker that stopped heart-beating (killed,
+    # out of memory, crashed); past FORCEBOT_RUN_MAX_RESUMPTIONS the run fails (worker_lost).
+    resumptions: Mapped[int] = mapped_column(default=0, server_default="0")
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL"), index=True
     )

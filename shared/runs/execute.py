@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import outbound, webhooks
@@ -61,6 +62,45 @@ class Claim:
     max_attempts: int
     retries: int
     worker: str
+    # Where the run-time deadline is measured from: the attempt's start, or the end of its
+    # latest retry/quota wait. A crash and resumption does not restart the clock.
+    running_since: datetime | None = None
+
+
+def _running_since(run: Run, attempt: Attempt, now: datetime) -> datetime:
+    since = attempt.started_at or now
+    for wait in (run.progress or {}).get("waits") or []:
+        if wait.get("attempt") != attempt.number or not wait.get("until"):
+            continue
+        until = datetime.fromisoformat(wait["until"])
+        since = max(since, until if until.tzinfo else until.replace(tzinfo=UTC))
+    return min(since, now)
+
+
+def _fail_crash_loop(session: Session, run: Run, now: datetime) -> None:
+    """End a run whose workers keep dying under it, with the open attempt."""
+    limit = run.resumptions - 1
+    error = {
+        "code": "worker_lost",
+        "message": (
+            f"the worker running this run stopped (killed, out of memory or crashed) "
+            f"{run.resumptions} times; it was resumed {limit} times "
+            f"(FORCEBOT_RUN_MAX_RESUMPTIONS) and is not resumed again. "
+            "Check the worker's log for what killed it; Retry starts a new attempt"
+        ),
+        "step": (run.progress or {}).get("current_step"),
+    }
+    run.status = FAILED
+    run.finished_at = now
+    run.worker = None
+    run.error = error
+    session.execute(
+        update(Attempt)
+        .where(Attempt.run_id == run.id, Attempt.finished_at.is_(None))
+        .values(status=FAILED, finished_at=now, error=error)
+    )
+    session.flush()
+    log.warning("run=%s status=failed code=worker_lost resumptions=%s", run.id, run.resumptions)
 
 
 def claim_for_execution(
@@ -91,13 +131,24 @@ def claim_for_execution(
     changed = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.cancel_requested.is_(False), claimable)
-        .values(status=RUNNING, worker=worker_name, heartbeat_at=now, next_attempt_at=None)
+        .values(
+            status=RUNNING,
+            worker=worker_name,
+            heartbeat_at=now,
+            next_attempt_at=None,
+            # Taking a run over from a dead worker is a resumption (reconcile counts the ones
+            # it re-queues).
+            resumptions=case((Run.status == RUNNING, Run.resumptions + 1), else_=Run.resumptions),
+        )
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     if not changed:
         return None
     run = session.get(Run, run_id, populate_existing=True)
     assert run is not None
+    if run.resumptions > int(timings.max_resumptions):
+        _fail_crash_loop(session, run, now)
+        return None
     if run.started_at is None:
         run.started_at = now
     attempt = session.scalars(
@@ -114,6 +165,7 @@ def claim_for_execution(
     attempt.worker = worker_name
     session.flush()
     return Claim(
+        running_since=_running_since(run, attempt, now),
         run_id=run.id,
         attempt_id=attempt.id,
         attempt=attempt.number,
@@ -245,6 +297,7 @@ def execute_claimed(
         runtime, behavior, recorder, purpose, client_factory, claim.trigger == DRY_RUN_TRIGGER
     )
     ctx = engine.ExecutionContext(
+        deadline=_deadline(behavior, claim),
         run_id=claim.run_id,
         attempt=claim.attempt,
         inputs=inputs,
@@ -275,6 +328,15 @@ def execute_claimed(
         else:
             outcome = Outcome(SUCCEEDED, result=_jsonable(result))
     return finish_run(runtime, claim, outcome)
+
+
+def _deadline(behavior: LoadedBehavior, claim: Claim) -> float | None:
+    """The engine's deadline (monotonic) for the attempt, counted from `claim.running_since`."""
+    if claim.running_since is None:
+        return None
+    timeout = float(behavior.timeout_seconds or engine.DEFAULT_TIMEOUT_SECONDS)
+    elapsed = (utcnow() - claim.running_since).total_seconds()
+    return time.monotonic() + timeout - max(elapsed, 0.0)
 
 
 def _client_factory(

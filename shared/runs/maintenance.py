@@ -140,7 +140,7 @@ def reconcile(
                     Run.status == RUNNING,
                     or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < stale_before),
                 )
-                .values(status=QUEUED, queued_at=now, worker=None)
+                .values(status=QUEUED, queued_at=now, worker=None, resumptions=Run.resumptions + 1)
             ).rowcount  # type: ignore[attr-defined]
             if changed:
                 requeued.append(run_id)

@@ -292,3 +292,59 @@ def test_run_to_dict_matches_spec(runtime, echo_behavior):
 def test_cursor_round_trip():
     assert runs.decode_cursor(runs.encode_cursor(42)) == 42
     assert runs.decode_cursor("garbage!") is None
+
+
+def _die(runtime: Any, run_id: int) -> None:
+    """The run's worker stops heart-beating (it was killed)."""
+    with runtime.Session.begin() as session:
+        session.get(Run, run_id).heartbeat_at = utcnow() - timedelta(seconds=10)
+
+
+@pytest.mark.parametrize("via", ["claim", "reconcile"])
+def test_a_run_whose_worker_keeps_dying_fails_after_n_resumptions(runtime, echo_behavior, via):
+    timings = RunTimings(heartbeat_stale=2, max_resumptions=2)
+    run_id = _make(runtime)
+    assert _claim(runtime, run_id, "w0", timings) is not None
+    for n in (1, 2):
+        _die(runtime, run_id)
+        if via == "reconcile":
+            assert runs.reconcile(runtime, timings=timings) == [run_id]
+        claim = _claim(runtime, run_id, f"w{n}", timings)
+        assert claim is not None and claim.attempt == 1
+    _die(runtime, run_id)
+    if via == "reconcile":
+        runs.reconcile(runtime, timings=timings)
+    assert _claim(runtime, run_id, "w3", timings) is None
+    with runtime.Session() as session:
+        run = session.get(Run, run_id)
+        assert (run.status, run.resumptions, run.error["code"]) == ("failed", 3, "worker_lost")
+        assert "resumed 2 times" in run.error["message"]
+        attempt = session.scalars(select(Attempt).where(Attempt.run_id == run_id)).one()
+        assert attempt.status == "failed" and attempt.finished_at is not None
+    # A person's Retry starts over with a new attempt and a fresh count.
+    with runtime.Session.begin() as session:
+        runs.retry_run(session, run_id)
+    claim = _claim(runtime, run_id, "w4", timings)
+    assert claim is not None and claim.attempt == 2
+
+
+def test_the_deadline_counts_from_the_attempt_start_not_the_resumption(runtime):
+    @behavior("test-slow", timeout_seconds=60)
+    def slow(ctx: Any) -> Any:
+        return "ran"
+
+    try:
+        with runtime.Session.begin() as session:
+            run, _ = runs.create_run(session, "test-slow", {})
+            run_id = run.id
+        assert _claim(runtime, run_id, "w0") is not None
+        with runtime.Session.begin() as session:
+            attempt = session.scalars(select(Attempt).where(Attempt.run_id == run_id)).one()
+            attempt.started_at = utcnow() - timedelta(seconds=61)  # it has been going a while
+        _die(runtime, run_id)
+        claim = _claim(runtime, run_id, "w1")
+        assert claim is not None
+        outcome = runs.execute_claimed(runtime, claim, timings=FAST)
+        assert outcome.status == "failed" and outcome.error["code"] == "timeout", outcome
+    finally:
+        unregister("test-slow")
