@@ -26,7 +26,7 @@ resumption does not restart the clock).
 
 Errors: a `fail` step, a template error at run time, a non-retryable Salesforce error or a
 limit raise `StepFailed`. Retryable Salesforce errors, DailyLimitExceeded,
-QuotaReserveReached, NeedsReauth and failures of our own infrastructure (Redis, the
+QuotaReserveReached, NeedsReauth, ClaimLost and failures of our own infrastructure (Redis, the
 database) propagate unchanged, after the step is recorded as failed, so that the runs engine
 decides between retrying, waiting and failing.
 """
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Cancelled",
+    "ClaimLost",
     "ExecutionContext",
     "PythonContext",
     "StepFailed",
@@ -129,6 +130,14 @@ class StepFailed(Exception):
 
 class Cancelled(Exception):
     """A cancel was requested; raised at the next step boundary."""
+
+
+class ClaimLost(Exception):
+    """The recorder refused a write: another worker owns the run now (we were judged dead).
+
+    Raised by the recorder and passed through untouched: this execution stops at once and
+    records nothing more, so that only the new owner's steps count.
+    """
 
 
 # Errors in rendering a template at run time (Jinja's, and Python's from inside an expression).
@@ -263,6 +272,8 @@ class _Execution:
                     self.ctx.log.info("step=%s status=skipped", key)
                     return None
             output = self.perform(step, key, outputs, extra, context)
+        except ClaimLost:
+            raise
         except StepFailed as exc:
             self.recorder.finish(key, "failed", error=exc.error)
             raise
@@ -439,6 +450,8 @@ class _Execution:
         self.recorder.start(PYTHON_STEP, "python")
         try:
             output = self.ctx.behavior.function(PythonContext(self))
+        except ClaimLost:
+            raise
         except (StepFailed, Cancelled) as exc:
             error = exc.error if isinstance(exc, StepFailed) else {"code": "cancelled"}
             self.recorder.finish(PYTHON_STEP, "failed", error={**error, "step": PYTHON_STEP})

@@ -36,6 +36,7 @@ from shared.models.runs import (
 from shared.salesforce import SalesforceClient, errors
 from shared.salesforce.retry import backoff_delay
 
+from . import clock
 from .create import _cancel_where
 from .recorder import RunRecorder, _jsonable
 
@@ -113,7 +114,7 @@ def claim_for_execution(
     """
     timings = timings or run_timings()
     now = utcnow()
-    stale = now - timedelta(seconds=timings.heartbeat_stale)
+    stale = clock.before(session, timings.heartbeat_stale)
     dead = and_(Run.status == RUNNING, or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < stale))
     # A cancel asked of a run whose worker died (or that is between tries) ends it here.
     between_tries = Run.status.in_((QUEUED, RETRYING, WAITING))
@@ -134,7 +135,7 @@ def claim_for_execution(
         .values(
             status=RUNNING,
             worker=worker_name,
-            heartbeat_at=now,
+            heartbeat_at=clock.now(session),
             next_attempt_at=None,
             # Taking a run over from a dead worker is a resumption (reconcile counts the ones
             # it re-queues).
@@ -183,10 +184,19 @@ def claim_for_execution(
 class Heartbeat:
     """A thread that touches `runs.heartbeat_at` while this worker holds the run."""
 
-    def __init__(self, factory: sessionmaker[Session], claim: Claim, every: float) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        claim: Claim,
+        every: float,
+        lost: threading.Event | None = None,
+    ) -> None:
         self.factory = factory
         self.claim = claim
         self.every = every
+        # Set when the conditional UPDATE matched nothing: another worker owns the run now.
+        # The recorder raises ClaimLost at its next write or step boundary.
+        self.lost = lost or threading.Event()
         self.stopped = threading.Event()
         self.thread = threading.Thread(
             target=self._loop, name=f"heartbeat-run-{claim.run_id}", daemon=True
@@ -204,17 +214,28 @@ class Heartbeat:
         while not self.stopped.wait(self.every):
             try:
                 with self.factory.begin() as session:
-                    session.execute(
+                    changed = session.execute(
                         update(Run)
                         .where(
                             Run.id == self.claim.run_id,
                             Run.worker == self.claim.worker,
+                            Run.attempts == self.claim.attempt,
                             Run.status == RUNNING,
                         )
-                        .values(heartbeat_at=utcnow())
-                    )
+                        .values(heartbeat_at=clock.now(session))
+                        .execution_options(synchronize_session=False)
+                    ).rowcount  # type: ignore[attr-defined]
             except Exception:  # noqa: BLE001 - a missed beat is retried at the next tick
                 log.warning("run=%s heartbeat failed", self.claim.run_id, exc_info=True)
+                continue
+            if not changed:
+                log.warning(
+                    "run=%s worker=%s lost the run; stopping at the next step",
+                    self.claim.run_id,
+                    self.claim.worker,
+                )
+                self.lost.set()
+                return
 
 
 @dataclass
@@ -316,9 +337,14 @@ def execute_claimed(
     log.info(
         "run=%s attempt=%s worker=%s status=running", claim.run_id, claim.attempt, claim.worker
     )
-    with Heartbeat(factory, claim, timings.heartbeat_every):
+    with Heartbeat(factory, claim, timings.heartbeat_every, recorder.lost):
         try:
             result = engine.execute(ctx)
+        except engine.ClaimLost:
+            # We were judged dead and another worker took the run: its steps count, and
+            # nothing more of ours is written (the recorder's writes are fenced too).
+            log.warning("run=%s worker=%s lost the run; stopped", claim.run_id, claim.worker)
+            return Outcome("lost")
         except engine.Cancelled:
             outcome = Outcome(CANCELLED, error={"code": "cancelled", "message": "cancelled"})
         except engine.StepFailed as exc:

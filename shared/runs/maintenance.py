@@ -14,6 +14,7 @@ from shared.config import RunTimings, run_timings
 from shared.models import Attempt, HttpExchange, Run, RunStep, utcnow
 from shared.models.runs import FINISHED, QUEUED, RETRYING, RUNNING, WAITING
 
+from . import clock
 from .execute import SCHEDULED_TRIGGERS
 
 if TYPE_CHECKING:
@@ -102,8 +103,8 @@ def reconcile(
     timings = timings or run_timings()
     now = utcnow()
     queued_before = now - timedelta(seconds=timings.queued_after)
-    stale_before = now - timedelta(seconds=timings.heartbeat_stale)
     with runtime.Session.begin() as session:
+        stale_before = clock.before(session, timings.heartbeat_stale)
         lost = list(
             session.scalars(
                 select(Run.id)
