@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("forcebot.runs")
 
 SCHEDULED_TRIGGERS = ("schedule", "sync")
+CONCURRENCY_CAP = "concurrency_cap"  # the error code of our own cap's RateLimited
 
 
 @dataclass
@@ -445,6 +446,20 @@ def classify(claim: Claim, exc: Exception, recorder: RunRecorder, timings: RunTi
                 "wait_reason": reason,
                 "delay": timings.quota_recheck,
                 "account_id": account_id,
+            },
+        )
+    if isinstance(exc, errors.RateLimited) and exc.error_code == CONCURRENCY_CAP:
+        # Our own per-account cap was full for the whole wait: Salesforce refused nothing, so
+        # this does not spend a retry; try again shortly.
+        delay = backoff(1, exc.retry_after, timings)
+        return Outcome(
+            RETRYING,
+            requeue_in=delay,
+            error=detail,
+            extra={
+                "delay": delay,
+                "wait_reason": f"{CONCURRENCY_CAP}: {exc.message}",
+                "spends_retry": False,
             },
         )
     if getattr(exc, "retryable", False):
