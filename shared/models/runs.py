@@ -34,6 +34,7 @@ class Run(Base):
         UniqueConstraint("behavior_name", "idempotency_key"),
         Index("ix_runs_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_runs_behavior_name_id", "behavior_name", "id"),
+        Index("ix_runs_status_finished_at", "status", "finished_at"),  # pruning
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

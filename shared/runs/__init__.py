@@ -54,7 +54,7 @@ from .execute import (
     execute_claimed,
     finish_run,
 )
-from .maintenance import dispatch_due, prune_runs, reconcile
+from .maintenance import dispatch_due, prune_old_runs, prune_runs, reconcile
 from .present import (
     decode_cursor,
     encode_cursor,
@@ -99,6 +99,7 @@ __all__ = [
     "finish_run",
     "list_runs_page",
     "load_run",
+    "prune_old_runs",
     "prune_runs",
     "reconcile",
     "replay_run",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -150,8 +151,32 @@ def reconcile(
     return lost + requeued
 
 
+def prune_old_runs(
+    runtime: Runtime,
+    retention_days: int,
+    *,
+    batch: int = 1000,
+    budget_seconds: float = 60.0,
+) -> int:
+    """Prune in batches, each its own short transaction, until done or the time budget is spent.
+
+    Deletes at least one batch per call; what is left waits for the next tick.
+    """
+    deleted = 0
+    started = time.monotonic()
+    while True:
+        with runtime.Session.begin() as session:
+            count = prune_runs(session, retention_days, limit=batch)
+        deleted += count
+        if count < batch or time.monotonic() - started >= budget_seconds:
+            return deleted
+
+
 def prune_runs(session: Session, retention_days: int, *, limit: int = 1000) -> int:
-    """Delete finished runs older than the retention (their steps and exchanges cascade)."""
+    """Delete one batch of finished runs older than the retention, with their rows.
+
+    Uses the (status, finished_at) index; `prune_old_runs` repeats it within a time budget.
+    """
     cutoff = utcnow() - timedelta(days=retention_days)
     ids = list(
         session.scalars(

@@ -348,3 +348,39 @@ def test_the_deadline_counts_from_the_attempt_start_not_the_resumption(runtime):
         assert outcome.status == "failed" and outcome.error["code"] == "timeout", outcome
     finally:
         unregister("test-slow")
+
+
+def _old_finished(runtime: Any, count: int) -> None:
+    long_ago = utcnow() - timedelta(days=40)
+    with runtime.Session.begin() as session:
+        session.execute(
+            Run.__table__.insert(),
+            [
+                {
+                    "behavior_name": "test-echo",
+                    "status": "succeeded",
+                    "trigger": "api",
+                    "payload": {},
+                    "attempts": 1,
+                    "max_attempts": 5,
+                    "retries": 0,
+                    "resumptions": 0,
+                    "cancel_requested": False,
+                    "created_at": long_ago,
+                    "finished_at": long_ago,
+                }
+                for _ in range(count)
+            ],
+        )
+
+
+def test_pruning_deletes_past_one_batch_within_its_budget(runtime):
+    _old_finished(runtime, 2_500)
+    assert runs.prune_old_runs(runtime, 30, batch=1000) == 2_500
+    assert _count(runtime) == 0
+
+
+def test_pruning_stops_at_its_time_budget(runtime):
+    _old_finished(runtime, 2_500)
+    assert runs.prune_old_runs(runtime, 30, batch=1000, budget_seconds=0) == 1000
+    assert _count(runtime) == 1_500

@@ -82,8 +82,7 @@ def reconcile() -> int:
 def prune() -> int:
     """Delete finished runs older than FORCEBOT_RUN_RETENTION_DAYS."""
     rt = runtime()
-    with rt.Session.begin() as session:
-        deleted = runs.prune_runs(session, rt.settings.run_retention_days)
+    deleted = runs.prune_old_runs(rt, rt.settings.run_retention_days)
     if deleted:
         log.info("pruned runs=%s", deleted)
     return deleted
