@@ -1,4 +1,4 @@
-"""run hardening: sent markers on steps, resumption counts, pruning index
+"""run hardening: sent markers on steps, resumption counts, last-sent time, pruning index
 
 Revision ID: 0002
 Revises: 0001
@@ -21,6 +21,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("resumptions", sa.Integer(), server_default="0", nullable=False)
         )
+        batch_op.add_column(sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index(
             "ix_runs_status_finished_at", ["status", "finished_at"], unique=False
         )
@@ -33,4 +34,5 @@ def downgrade() -> None:
         batch_op.drop_column("sent_at")
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_index("ix_runs_status_finished_at")
+        batch_op.drop_column("sent_at")
         batch_op.drop_column("resumptions")

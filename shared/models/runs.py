@@ -66,7 +66,10 @@ class Run(Base):
     slot: Mapped[datetime | None]
     replay_of_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # When the run was queued (creation, a Retry, a due retry/wait, a dead worker's re-queue);
+    # reconcile's re-sends set `sent_at` instead, so the oldest queued age stays true.
     queued_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     next_attempt_at: Mapped[datetime | None]

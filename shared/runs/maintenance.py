@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.config import RunTimings, run_timings
@@ -97,29 +97,55 @@ def _has_room(
         return False
 
 
+# Re-sends of a run nobody took back off: each waits as long as the run had waited when it
+# was last sent, from `queued_after` up to this many times it.
+RESEND_BACKOFF_LIMIT = 5
+
+
+def _resend_due(queued_at: Any, sent_at: Any, now: datetime, queued_after: float) -> bool:
+    if queued_at is None:
+        return True
+    last = sent_at or queued_at
+    waited_before = (last - queued_at).total_seconds()
+    interval = min(max(queued_after, waited_before), queued_after * RESEND_BACKOFF_LIMIT)
+    return (now - last).total_seconds() >= interval
+
+
 def reconcile(
     runtime: Runtime, *, timings: RunTimings | None = None, limit: int = 1000
 ) -> list[int]:
-    """Find runs a lost message or a dead worker left behind; return the ids to send again."""
+    """Find runs a lost message or a dead worker left behind; return the ids to send again.
+
+    `queued_at` stays the time the run was (first) queued, so the page and /metrics show how
+    long it has really waited; `sent_at` is when its message was last sent again. A run left
+    queued is re-sent after `queued_after`, then with back-off (see RESEND_BACKOFF_LIMIT), so a
+    long backlog that workers are simply busy with is not duplicated every tick.
+    """
     timings = timings or run_timings()
     now = utcnow()
     queued_before = now - timedelta(seconds=timings.queued_after)
     with runtime.Session.begin() as session:
         stale_before = clock.before(session, timings.heartbeat_stale)
-        lost = list(
-            session.scalars(
-                select(Run.id)
-                .where(
-                    Run.status == QUEUED,
-                    or_(Run.queued_at.is_(None), Run.queued_at < queued_before),
-                )
-                .order_by(Run.id)
-                .limit(limit)
+        candidates = session.execute(
+            select(Run.id, Run.queued_at, Run.sent_at)
+            .where(
+                Run.status == QUEUED,
+                or_(
+                    Run.queued_at.is_(None),
+                    func.coalesce(Run.sent_at, Run.queued_at) < queued_before,
+                ),
             )
-        )
+            .order_by(Run.id)
+            .limit(limit)
+        ).all()
+        lost = [
+            row.id
+            for row in candidates
+            if _resend_due(row.queued_at, row.sent_at, now, timings.queued_after)
+        ]
         if lost:
             session.execute(
-                update(Run).where(Run.id.in_(lost), Run.status == QUEUED).values(queued_at=now)
+                update(Run).where(Run.id.in_(lost), Run.status == QUEUED).values(sent_at=now)
             )
         dead = list(
             session.scalars(
@@ -142,13 +168,50 @@ def reconcile(
                     Run.status == RUNNING,
                     or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < stale_before),
                 )
-                .values(status=QUEUED, queued_at=now, worker=None, resumptions=Run.resumptions + 1)
+                .values(
+                    status=QUEUED,
+                    queued_at=now,
+                    sent_at=None,
+                    worker=None,
+                    resumptions=Run.resumptions + 1,
+                )
             ).rowcount  # type: ignore[attr-defined]
             if changed:
                 requeued.append(run_id)
     if lost or requeued:
         log.info("reconcile lost_queued=%s dead_workers=%s", len(lost), len(requeued))
     return lost + requeued
+
+
+BROKER_MARKER = "forcebot:broker-marker"
+
+
+def broker_was_emptied(redis_client: Any) -> bool:
+    """True when the broker lost its data (flushed, or restarted empty) since the last look.
+
+    The marker key lives in the broker's own database with no expiry: if it is gone, so are
+    the messages that were waiting beside it. The first look after an install is also True
+    (re-sending then is harmless: a message is only a hint).
+    """
+    return bool(redis_client.set(BROKER_MARKER, utcnow().isoformat(), nx=True))
+
+
+def queued_runs(runtime: Runtime, *, limit: int = 10_000) -> list[int]:
+    """Every queued run (to send again at once after the broker lost its messages)."""
+    now = utcnow()
+    with runtime.Session.begin() as session:
+        ids = list(
+            session.scalars(
+                select(Run.id).where(Run.status == QUEUED).order_by(Run.id).limit(limit)
+            )
+        )
+        if ids:
+            session.execute(
+                update(Run).where(Run.id.in_(ids), Run.status == QUEUED).values(sent_at=now)
+            )
+    if ids:
+        log.warning("broker lost its messages; sending %s queued runs again", len(ids))
+    return ids
 
 
 def prune_old_runs(

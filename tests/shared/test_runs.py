@@ -384,3 +384,41 @@ def test_pruning_stops_at_its_time_budget(runtime):
     _old_finished(runtime, 2_500)
     assert runs.prune_old_runs(runtime, 30, batch=1000, budget_seconds=0) == 1000
     assert _count(runtime) == 1_500
+
+
+def test_reconcile_backs_off_resends_and_keeps_the_first_queued_time(runtime, echo_behavior):
+    timings = RunTimings(queued_after=60)
+    run_id = _make(runtime)
+    first_queued = utcnow() - timedelta(seconds=61)
+    with runtime.Session.begin() as session:
+        session.get(Run, run_id).queued_at = first_queued
+
+    def resent_after(seconds_since_last_send: float) -> bool:
+        with runtime.Session.begin() as session:
+            run = session.get(Run, run_id)
+            if run.sent_at is not None:
+                run.sent_at = utcnow() - timedelta(seconds=seconds_since_last_send)
+        return runs.reconcile(runtime, timings=timings) == [run_id]
+
+    assert resent_after(0)  # 61 s queued, never re-sent: send
+    assert not resent_after(0)  # not again in the same minute
+    with runtime.Session.begin() as session:
+        run = session.get(Run, run_id)
+        run.queued_at = first_queued = utcnow() - timedelta(seconds=600)
+        run.sent_at = utcnow() - timedelta(seconds=100)  # last sent after 500 s in the queue
+    # The next re-send waits as long as the run had waited (capped at 5 x 60 s), not 60 s.
+    assert not runs.reconcile(runtime, timings=timings)
+    assert resent_after(301)
+    with runtime.Session() as session:
+        run = session.get(Run, run_id)
+        # The first-queued time is what the page and /metrics age is measured from.
+        assert abs((run.queued_at - first_queued).total_seconds()) < 1
+        assert (utcnow() - run.sent_at).total_seconds() < 5
+
+
+def test_an_emptied_broker_is_noticed_once(runtime):
+    runtime.redis.delete(runs.maintenance.BROKER_MARKER)
+    assert runs.broker_was_emptied(runtime.redis) is True
+    assert runs.broker_was_emptied(runtime.redis) is False
+    runtime.redis.flushdb()
+    assert runs.broker_was_emptied(runtime.redis) is True
