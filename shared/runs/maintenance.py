@@ -12,8 +12,9 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.config import RunTimings, run_timings
-from shared.models import Attempt, HttpExchange, Run, RunStep, utcnow
-from shared.models.runs import FINISHED, QUEUED, RETRYING, RUNNING, WAITING
+from shared.models import Account, Attempt, HttpExchange, Run, RunStep, utcnow
+from shared.models.accounts import NEEDS_REAUTH
+from shared.models.runs import FAILED, FINISHED, QUEUED, RETRYING, RUNNING, WAITING
 
 from . import clock
 from .execute import SCHEDULED_TRIGGERS
@@ -38,6 +39,8 @@ def dispatch_due(
     """
     timings = timings or run_timings()
     now = utcnow()
+    with runtime.Session.begin() as session:
+        _fail_needs_reauth(session, now)
     with runtime.Session() as session:
         due = session.execute(
             select(Run.id, Run.status, Run.account_id, Run.trigger)
@@ -83,18 +86,57 @@ def dispatch_due(
     return queued
 
 
+def _fail_needs_reauth(session: Session, now: datetime) -> None:
+    """Waiting runs of an account that must be linked again can never resume: fail them."""
+    rows = session.execute(
+        select(Run.id, Account.name, Account.status_reason)
+        .join(Account, Account.id == Run.account_id)
+        .where(Run.status == WAITING, Account.status == NEEDS_REAUTH)
+    ).all()
+    for run_id, name, reason in rows:
+        error = {
+            "code": "needs_reauth",
+            "message": f'the account "{name}" must be linked again: {reason or "needs_reauth"}',
+        }
+        changed = session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == WAITING)
+            .values(status=FAILED, finished_at=now, next_attempt_at=None, error=error)
+        ).rowcount  # type: ignore[attr-defined]
+        if changed:
+            session.execute(
+                update(Attempt)
+                .where(Attempt.run_id == run_id, Attempt.finished_at.is_(None))
+                .values(status=FAILED, finished_at=now, error=error)
+            )
+            log.info("run=%s status=failed code=needs_reauth account=%s", run_id, name)
+
+
+# How long the answer of /limits is trusted for one account and purpose, so a tick with many
+# waiting runs does not ask Salesforce again for each of them (per process).
+ROOM_CACHE_SECONDS = 30.0
+_room_cache: dict[tuple[int, str], tuple[float, bool]] = {}
+
+
 def _has_room(
     runtime: Runtime, account_id: int, purpose: str, check_room: Callable[..., bool] | None
 ) -> bool:
+    cached = check_room is None  # an injected check (tests) is always asked
     if check_room is None:
         from shared.salesforce import limits
 
         check_room = limits.check_room
+        hit = _room_cache.get((account_id, purpose))
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
     try:
-        return bool(check_room(runtime, account_id, purpose=purpose))
+        answer = bool(check_room(runtime, account_id, purpose=purpose))
     except Exception:  # noqa: BLE001 - can't tell: look again later rather than burn a try
         log.warning("account=%s check_room failed", account_id, exc_info=True)
         return False
+    if cached:
+        _room_cache[(account_id, purpose)] = (time.monotonic() + ROOM_CACHE_SECONDS, answer)
+    return answer
 
 
 # Re-sends of a run nobody took back off: each waits as long as the run had waited when it

@@ -422,3 +422,55 @@ def test_an_emptied_broker_is_noticed_once(runtime):
     assert runs.broker_was_emptied(runtime.redis) is False
     runtime.redis.flushdb()
     assert runs.broker_was_emptied(runtime.redis) is True
+
+
+def _waiting(runtime: Any, account_id: int) -> int:
+    run_id = _make(runtime)
+    with runtime.Session.begin() as session:
+        row = session.get(Run, run_id)
+        row.status, row.account_id = "waiting", account_id
+        row.next_attempt_at = utcnow() + timedelta(hours=1)  # not even due yet
+    return run_id
+
+
+def test_waiting_runs_of_an_account_needing_reauth_fail_with_its_reason(
+    runtime, echo_behavior, linked_account
+):
+    from shared.models import Account
+
+    account_id = linked_account()
+    run_id = _waiting(runtime, account_id)
+    assert _claim(runtime, run_id) is None  # waiting, and not due
+    with runtime.Session.begin() as session:
+        account = session.get(Account, account_id)
+        account.status, account.status_reason = "needs_reauth", "the refresh token was revoked"
+    runs.dispatch_due(runtime, check_room=lambda *a, **k: True, timings=FAST)
+    with runtime.Session() as session:
+        run = session.get(Run, run_id)
+        assert run.status == "failed" and run.finished_at is not None
+        assert run.error["code"] == "needs_reauth"
+        assert "acme-prod" in run.error["message"] and "revoked" in run.error["message"]
+
+
+def test_has_room_is_cached_briefly_per_account(
+    runtime, echo_behavior, linked_account, monkeypatch
+):
+    from shared.runs import maintenance
+    from shared.salesforce import limits
+
+    account_id = linked_account()
+    asked: list[int] = []
+
+    def check_room(rt: Any, account: int, purpose: str = "trigger") -> bool:
+        asked.append(account)
+        return False
+
+    monkeypatch.setattr(limits, "check_room", check_room)
+    monkeypatch.setattr(maintenance, "_room_cache", {})
+    ids = [_waiting(runtime, account_id) for _ in range(3)]
+    for _ in range(2):  # two ticks, three due runs each
+        with runtime.Session.begin() as session:
+            for run_id in ids:
+                session.get(Run, run_id).next_attempt_at = utcnow() - timedelta(seconds=1)
+        assert runs.dispatch_due(runtime, timings=FAST) == []
+    assert asked == [account_id]
