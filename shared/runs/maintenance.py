@@ -58,7 +58,7 @@ def dispatch_due(
             purpose = "scheduled" if trigger in SCHEDULED_TRIGGERS else "trigger"
             key = (account_id, purpose)
             if key not in room:
-                room[key] = _has_room(runtime, account_id, purpose, check_room)
+                room[key] = _has_room(runtime, account_id, purpose, check_room, timings)
             if not room[key]:
                 later.append(run_id)
                 continue
@@ -112,14 +112,19 @@ def _fail_needs_reauth(session: Session, now: datetime) -> None:
             log.info("run=%s status=failed code=needs_reauth account=%s", run_id, name)
 
 
-# How long the answer of /limits is trusted for one account and purpose, so a tick with many
-# waiting runs does not ask Salesforce again for each of them (per process).
+# How long the answer of /limits is trusted for one account and purpose, so ticks with many
+# waiting runs do not ask Salesforce again each time (per process; at most half of
+# quota_recheck, after which a run that found no room looks again).
 ROOM_CACHE_SECONDS = 30.0
 _room_cache: dict[tuple[int, str], tuple[float, bool]] = {}
 
 
 def _has_room(
-    runtime: Runtime, account_id: int, purpose: str, check_room: Callable[..., bool] | None
+    runtime: Runtime,
+    account_id: int,
+    purpose: str,
+    check_room: Callable[..., bool] | None,
+    timings: RunTimings,
 ) -> bool:
     cached = check_room is None  # an injected check (tests) is always asked
     if check_room is None:
@@ -135,7 +140,9 @@ def _has_room(
         log.warning("account=%s check_room failed", account_id, exc_info=True)
         return False
     if cached:
-        _room_cache[(account_id, purpose)] = (time.monotonic() + ROOM_CACHE_SECONDS, answer)
+        # Never trusted longer than half a recheck: a waiting run looks again after that.
+        ttl = min(ROOM_CACHE_SECONDS, timings.quota_recheck / 2)
+        _room_cache[(account_id, purpose)] = (time.monotonic() + ttl, answer)
     return answer
 
 
