@@ -1,7 +1,7 @@
 """run hardening: sent markers on steps, resumption counts, last-sent time, pruning index
 
 Revision ID: 0002
-Revises: 0003
+Revises: 0005
 Create Date: 2026-12-01 11:20:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
