@@ -119,7 +119,14 @@ def web(host: str, port: int, workers: int, threads: int) -> None:
 @click.option("--concurrency", "-c", default=2, show_default=True, type=click.IntRange(1, 256))
 @click.option("--name", "-n", default="forcebot@%h", show_default=True)
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
-def worker(concurrency: int, name: str, loglevel: str) -> None:
+@click.option(
+    "--queues",
+    "-Q",
+    default="forcebot,forcebot.beat",
+    show_default=True,
+    help="Queues to consume: runs go to 'forcebot', beat's ticks to 'forcebot.beat'.",
+)
+def worker(concurrency: int, name: str, loglevel: str, queues: str) -> None:
     """Run a Celery worker."""
     settings = load_settings()
     require_redis(settings, "worker")
@@ -134,6 +141,7 @@ def worker(concurrency: int, name: str, loglevel: str) -> None:
             f"--loglevel={loglevel}",
             f"--concurrency={concurrency}",
             f"--hostname={name}",
+            f"--queues={queues}",
             "--without-gossip",
             "--without-mingle",
         ]

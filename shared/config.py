@@ -310,6 +310,7 @@ class RunTimings:
     retry_cap: float = 300.0  # longest back-off between two tries
     quota_recheck: float = 300.0  # how often a waiting run looks at /limits again
     prune_every: float = 3600.0
+    max_resumptions: float = 3  # a count: a run whose worker died more often than this fails
 
     ENV = {
         "dispatch_every": "FORCEBOT_RUN_DISPATCH_EVERY_SECONDS",
@@ -321,6 +322,7 @@ class RunTimings:
         "retry_cap": "FORCEBOT_RUN_RETRY_CAP_SECONDS",
         "quota_recheck": "FORCEBOT_RUN_QUOTA_RECHECK_SECONDS",
         "prune_every": "FORCEBOT_RUN_PRUNE_EVERY_SECONDS",
+        "max_resumptions": "FORCEBOT_RUN_MAX_RESUMPTIONS",
     }
 
     @classmethod

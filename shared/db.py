@@ -9,6 +9,10 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+# Well below the runs' stale-heartbeat threshold (30 s): a heartbeat that waits this long for
+# the write lock gives up and beats again, instead of waiting until its run looks dead.
+SQLITE_BUSY_SECONDS = 10
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine tuned for its backend.
@@ -18,7 +22,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     PostgreSQL.
     """
     if url.startswith("sqlite"):
-        kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        kwargs.setdefault(
+            "connect_args", {"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False}
+        )
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -29,7 +35,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 

@@ -13,8 +13,18 @@ def register(name: str, task: str, every_seconds: float) -> None:
     BEAT_TASKS[name] = (task, every_seconds)
 
 
+# Beat's ticks go to a queue of their own, so a pool saturated with long runs cannot delay
+# them past their expiry: `forcebot worker` consumes both queues by default, and a worker
+# started with `--queues forcebot.beat` (docker-compose's `beat-worker`) is always free for them.
+BEAT_QUEUE = "forcebot.beat"
+
+
 def beat_schedule() -> dict[str, Any]:
     return {
-        name: {"task": task, "schedule": every, "options": {"expires": max(every * 2, 10)}}
+        name: {
+            "task": task,
+            "schedule": every,
+            "options": {"expires": max(every * 2, 10), "queue": BEAT_QUEUE},
+        }
         for name, (task, every) in BEAT_TASKS.items()
     }

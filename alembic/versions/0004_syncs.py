@@ -1,7 +1,7 @@
 """syncs: definitions, change-numbered synced records, record sequences
 
 Revision ID: 0004
-Revises: 0005
+Revises: 0003
 Create Date: 2026-12-01 11:25:00
 
 `synced_records` is dropped and created again: no release ever wrote a row into it (the sync
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | None = "0005"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,24 +1,47 @@
 """Run one attempt of a behavior: steps in order, `when:`, `foreach`, `result:`.
 
 The runs engine owns the rows; it hands us a `StepRecorder`. Within one attempt a step that
-already finished is not executed again: its stored output is reused (that is what makes a
-retried task after a worker crash create a record once). At every step boundary the engine
-checks for cancellation and the run-time deadline.
+already finished is not executed again: its stored output is reused.
+
+What a resumed attempt (after a worker crash, or a retry of a transient fault) does with a
+step that had started but not finished depends on whether sending it twice is harmless:
+
+- Idempotent calls (`salesforce.query`, `get`, `update`, `upsert`, `delete`, and
+  `http.request` with any method but POST) are simply sent again.
+- Non-idempotent calls (`salesforce.create`, `http.request` with POST) are marked as sent
+  (`mark_sent`, committed) before the request goes out. A resumed step that finds the mark and
+  no recorded ending reuses the recorded response when it is a 2xx, sends again when
+  Salesforce's recorded answer was an error (nothing was applied), and otherwise fails with
+  `outcome_unknown` without sending: the request may or may not have been applied, and a
+  person must check before pressing Retry (which sends it again in a new attempt).
+- A step whose ending was recorded as failed by a retryable fault (a 5xx, a rate limit, a
+  timeout) is sent again on the next try. A timed-out create is therefore at-least-once:
+  Salesforce may have applied it although we never saw the answer.
+- A Python behavior's function is one step; a resumed attempt calls it again from the start.
+
+At every step boundary the engine checks for cancellation and the run-time deadline
+(`timeout_seconds`, default 15 minutes; the runs engine passes `ExecutionContext.deadline`
+measured from the attempt's start or its latest retry/quota wait, so a worker crash and
+resumption does not restart the clock).
 
 Errors: a `fail` step, a template error at run time, a non-retryable Salesforce error or a
 limit raise `StepFailed`. Retryable Salesforce errors, DailyLimitExceeded,
-QuotaReserveReached and NeedsReauth propagate unchanged, after the step is recorded as
-failed, so that the runs engine decides between retrying, waiting and failing.
+QuotaReserveReached, NeedsReauth, ClaimLost and failures of our own infrastructure (Redis, the
+database) propagate unchanged, after the step is recorded as failed, so that the runs engine
+decides between retrying, waiting and failing.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import redis.exceptions
+import sqlalchemy.exc
 from jinja2 import TemplateError
 from jinja2.sandbox import SecurityError
 
@@ -33,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Cancelled",
+    "ClaimLost",
     "ExecutionContext",
     "PythonContext",
     "StepFailed",
@@ -43,6 +67,7 @@ __all__ = [
 DEFAULT_TIMEOUT_SECONDS = 900.0  # a run's time limit when the behavior sets none
 MAX_ITERATIONS = 1000  # foreach items per loop, unless the step's max_iterations is lower
 PYTHON_STEP = "python"
+SENDS_ONCE_ACTIONS = ("salesforce.create", "http.request")  # may be non-idempotent
 
 
 class StepRecorder(Protocol):
@@ -53,6 +78,28 @@ class StepRecorder(Protocol):
     ) -> None: ...
     def exchange(self, key: str, summary: dict[str, Any]) -> None: ...
     def should_stop(self) -> bool: ...
+    def mark_sent(self, key: str) -> None: ...
+    def unfinished_send(self, key: str) -> PriorSend | None: ...
+
+
+@dataclass
+class PriorSend:
+    """A non-idempotent request of this step was marked sent, and its step never ended.
+
+    `status`, `headers` and `body` are the last recorded REST response after the mark (None
+    when no response was recorded: the worker died with the request in flight).
+    """
+
+    status: int | None = None
+    headers: dict[str, Any] | None = None
+    body: str | None = None
+
+
+def sends_once(action: str, params: dict[str, Any]) -> bool:
+    """Whether sending this step's request twice could apply it twice (see the docstring)."""
+    if action == "salesforce.create":
+        return True
+    return action == "http.request" and str(params.get("method") or "GET").upper() == "POST"
 
 
 ClientFactory = Callable[[str | None, Callable[[dict[str, Any]], None] | None], "SalesforceClient"]
@@ -85,12 +132,40 @@ class Cancelled(Exception):
     """A cancel was requested; raised at the next step boundary."""
 
 
+class ClaimLost(Exception):
+    """The recorder refused a write: another worker owns the run now (we were judged dead).
+
+    Raised by the recorder and passed through untouched: this execution stops at once and
+    records nothing more, so that only the new owner's steps count.
+    """
+
+
 # Errors in rendering a template at run time (Jinja's, and Python's from inside an expression).
 TEMPLATE_ERRORS = (TemplateError, ArithmeticError, TypeError, ValueError)
 
 
+# Our own infrastructure failing (Redis for the refresh lock and the concurrency cap, the
+# database for the recorder): nothing is wrong with the run, so the runs engine retries it
+# with back-off instead of failing it as an internal error.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.TimeoutError,
+)
+INFRASTRUCTURE_ERROR = "infrastructure_error"
+
+
+def infrastructure_message(exc: BaseException) -> str:
+    """The driver's first line only: SQLAlchemy's text would quote the statement's parameters."""
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {(detail[0] if detail else '')[:200]}"
+
+
 def _propagates(exc: Exception) -> bool:
-    """Whether the runs engine, not us, must decide what a Salesforce error means."""
+    """Whether the runs engine, not us, must decide what an error means."""
+    if isinstance(exc, INFRASTRUCTURE_ERRORS):
+        return True
     if not isinstance(exc, errors.SalesforceError):
         return False
     if isinstance(exc, errors.DailyLimitExceeded | errors.QuotaReserveReached | errors.NeedsReauth):
@@ -114,6 +189,7 @@ class _Execution:
         self.clients: dict[str | None, SalesforceClient] = {}
         self._outbound: Any = None
         self.current_key = ""
+        self.prior_sends: dict[str, PriorSend | None] = {}
         self.vars: dict[str, Any] = {}
         self.inputs = templates.typed_inputs(ctx.behavior.inputs, ctx.inputs)
 
@@ -135,6 +211,7 @@ class _Execution:
         return self._outbound
 
     def _on_exchange(self, summary: dict[str, Any]) -> None:
+        # `http.send` keeps a failure here from replacing the response it describes.
         self.recorder.exchange(self.current_key, summary)
 
     def boundary(self, key: str) -> None:
@@ -180,6 +257,8 @@ class _Execution:
     def run_step(self, step: dict[str, Any], key: str, outputs: dict[str, Any], extra: dict) -> Any:
         action = step["action"]
         self.current_key = key
+        if action in SENDS_ONCE_ACTIONS:  # read before `start` marks the step running again
+            self.prior_sends[key] = self.recorder.unfinished_send(key)
         self.recorder.start(key, action)
         context = self.context(outputs, extra)
         try:
@@ -193,6 +272,8 @@ class _Execution:
                     self.ctx.log.info("step=%s status=skipped", key)
                     return None
             output = self.perform(step, key, outputs, extra, context)
+        except ClaimLost:
+            raise
         except StepFailed as exc:
             self.recorder.finish(key, "failed", error=exc.error)
             raise
@@ -215,6 +296,12 @@ class _Execution:
             return {**exc.to_dict(), "step": key}
         if isinstance(exc, ActionError):
             return {"code": exc.code, "message": exc.message, "step": key}
+        if isinstance(exc, INFRASTRUCTURE_ERRORS):
+            return {
+                "code": INFRASTRUCTURE_ERROR,
+                "message": infrastructure_message(exc),
+                "step": key,
+            }
         return {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}", "step": key}
 
     def params(self, step: dict[str, Any], key: str, context: dict[str, Any]) -> dict[str, Any]:
@@ -256,7 +343,44 @@ class _Execution:
         if action == "http.request" and is_no_account(account or self.ctx.behavior.account):
             return outbound_request(params, self.outbound())
         client = self.client(account if account else None)
+        if sends_once(action, params):
+            prior = self.prior_sends.pop(key, None)
+            if prior is not None:
+                reused = self.reuse(action, params, prior, key)
+                if reused is not None:
+                    return reused
+            self.recorder.mark_sent(key)
         return CLIENT_ACTIONS[action](params, client)
+
+    def reuse(
+        self, action: str, params: dict[str, Any], prior: PriorSend, key: str
+    ) -> dict[str, Any] | None:
+        """The output of a non-idempotent request sent before a crash; None: send it again."""
+        if prior.status is None:
+            what = f"{params.get('sobject')} create" if action == "salesforce.create" else "POST"
+            raise StepFailed(
+                {
+                    "code": "outcome_unknown",
+                    "message": (
+                        f"a worker stopped after sending this step's {what} and before its "
+                        "response was recorded, so it may or may not have been applied; "
+                        "check in Salesforce whether it was (e.g. look for the record this "
+                        "step creates) before pressing Retry, which sends it again"
+                    ),
+                    "step": key,
+                }
+            )
+        if not 200 <= prior.status < 300:
+            return None  # Salesforce answered with an error: nothing was applied
+        self.ctx.log.info("step=%s reusing the response recorded before a restart", key)
+        body: Any = prior.body
+        try:
+            body = json.loads(prior.body or "")
+        except ValueError:
+            pass
+        if action == "salesforce.create":
+            return dict(body) if isinstance(body, dict) else {"body": body}
+        return {"status": prior.status, "headers": prior.headers or {}, "body": body}
 
     def foreach(
         self,
@@ -326,6 +450,8 @@ class _Execution:
         self.recorder.start(PYTHON_STEP, "python")
         try:
             output = self.ctx.behavior.function(PythonContext(self))
+        except ClaimLost:
+            raise
         except (StepFailed, Cancelled) as exc:
             error = exc.error if isinstance(exc, StepFailed) else {"code": "cancelled"}
             self.recorder.finish(PYTHON_STEP, "failed", error={**error, "step": PYTHON_STEP})

@@ -34,6 +34,7 @@ class Run(Base):
         UniqueConstraint("behavior_name", "idempotency_key"),
         Index("ix_runs_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_runs_behavior_name_id", "behavior_name", "id"),
+        Index("ix_runs_status_finished_at", "status", "finished_at"),  # pruning
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -49,6 +50,9 @@ class Run(Base):
     max_attempts: Mapped[int] = mapped_column(default=5)
     # Retries of transient faults within the current attempt budget (see shared.runs).
     retries: Mapped[int] = mapped_column(default=0)
+    # Times the open attempt was taken over from a worker that stopped heart-beating (killed,
+    # out of memory, crashed); past FORCEBOT_RUN_MAX_RESUMPTIONS the run fails (worker_lost).
+    resumptions: Mapped[int] = mapped_column(default=0, server_default="0")
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL"), index=True
     )
@@ -62,7 +66,10 @@ class Run(Base):
     slot: Mapped[datetime | None]
     replay_of_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # When the run was queued (creation, a Retry, a due retry/wait, a dead worker's re-queue);
+    # reconcile's re-sends set `sent_at` instead, so the oldest queued age stays true.
     queued_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     next_attempt_at: Mapped[datetime | None]
@@ -118,6 +125,9 @@ class RunStep(Base):
     finished_at: Mapped[datetime | None]
     output: Mapped[Any | None] = mapped_column(JSON)
     error: Mapped[dict[str, Any] | None]
+    # Set (and committed) just before a non-idempotent request goes out; with the step still
+    # `running` on resume it means "sent, outcome not recorded" (see shared.behaviors.engine).
+    sent_at: Mapped[datetime | None]
 
     run: Mapped[Run] = relationship(back_populates="steps")
     exchanges: Mapped[list[HttpExchange]] = relationship(

@@ -54,7 +54,14 @@ from .execute import (
     execute_claimed,
     finish_run,
 )
-from .maintenance import dispatch_due, prune_runs, reconcile
+from .maintenance import (
+    broker_was_emptied,
+    dispatch_due,
+    prune_old_runs,
+    prune_runs,
+    queued_runs,
+    reconcile,
+)
 from .present import (
     decode_cursor,
     encode_cursor,
@@ -88,6 +95,7 @@ __all__ = [
     "RunRecorder",
     "RunStateError",
     "backoff",
+    "broker_was_emptied",
     "cancel_run",
     "claim_for_execution",
     "classify",
@@ -99,7 +107,9 @@ __all__ = [
     "finish_run",
     "list_runs_page",
     "load_run",
+    "prune_old_runs",
     "prune_runs",
+    "queued_runs",
     "reconcile",
     "replay_run",
     "retry_run",

@@ -129,6 +129,7 @@ def retry_run(session: Session, run_id: int) -> Run:
     run.status = QUEUED
     run.queued_at = now
     run.retries = 0
+    run.resumptions = 0
     run.error = None
     run.result = None
     run.finished_at = None

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import outbound, webhooks
@@ -35,6 +36,7 @@ from shared.models.runs import (
 from shared.salesforce import SalesforceClient, errors
 from shared.salesforce.retry import backoff_delay
 
+from . import clock
 from .create import _cancel_where
 from .recorder import RunRecorder, _jsonable
 
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("forcebot.runs")
 
 SCHEDULED_TRIGGERS = ("schedule", "sync")
+CONCURRENCY_CAP = "concurrency_cap"  # the error code of our own cap's RateLimited
 
 
 @dataclass
@@ -61,6 +64,45 @@ class Claim:
     max_attempts: int
     retries: int
     worker: str
+    # Where the run-time deadline is measured from: the attempt's start, or the end of its
+    # latest retry/quota wait. A crash and resumption does not restart the clock.
+    running_since: datetime | None = None
+
+
+def _running_since(run: Run, attempt: Attempt, now: datetime) -> datetime:
+    since = attempt.started_at or now
+    for wait in (run.progress or {}).get("waits") or []:
+        if wait.get("attempt") != attempt.number or not wait.get("until"):
+            continue
+        until = datetime.fromisoformat(wait["until"])
+        since = max(since, until if until.tzinfo else until.replace(tzinfo=UTC))
+    return min(since, now)
+
+
+def _fail_crash_loop(session: Session, run: Run, now: datetime) -> None:
+    """End a run whose workers keep dying under it, with the open attempt."""
+    limit = run.resumptions - 1
+    error = {
+        "code": "worker_lost",
+        "message": (
+            f"the worker running this run stopped (killed, out of memory or crashed) "
+            f"{run.resumptions} times; it was resumed {limit} times "
+            f"(FORCEBOT_RUN_MAX_RESUMPTIONS) and is not resumed again. "
+            "Check the worker's log for what killed it; Retry starts a new attempt"
+        ),
+        "step": (run.progress or {}).get("current_step"),
+    }
+    run.status = FAILED
+    run.finished_at = now
+    run.worker = None
+    run.error = error
+    session.execute(
+        update(Attempt)
+        .where(Attempt.run_id == run.id, Attempt.finished_at.is_(None))
+        .values(status=FAILED, finished_at=now, error=error)
+    )
+    session.flush()
+    log.warning("run=%s status=failed code=worker_lost resumptions=%s", run.id, run.resumptions)
 
 
 def claim_for_execution(
@@ -73,7 +115,7 @@ def claim_for_execution(
     """
     timings = timings or run_timings()
     now = utcnow()
-    stale = now - timedelta(seconds=timings.heartbeat_stale)
+    stale = clock.before(session, timings.heartbeat_stale)
     dead = and_(Run.status == RUNNING, or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < stale))
     # A cancel asked of a run whose worker died (or that is between tries) ends it here.
     between_tries = Run.status.in_((QUEUED, RETRYING, WAITING))
@@ -91,13 +133,24 @@ def claim_for_execution(
     changed = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.cancel_requested.is_(False), claimable)
-        .values(status=RUNNING, worker=worker_name, heartbeat_at=now, next_attempt_at=None)
+        .values(
+            status=RUNNING,
+            worker=worker_name,
+            heartbeat_at=clock.now(session),
+            next_attempt_at=None,
+            # Taking a run over from a dead worker is a resumption (reconcile counts the ones
+            # it re-queues).
+            resumptions=case((Run.status == RUNNING, Run.resumptions + 1), else_=Run.resumptions),
+        )
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     if not changed:
         return None
     run = session.get(Run, run_id, populate_existing=True)
     assert run is not None
+    if run.resumptions > int(timings.max_resumptions):
+        _fail_crash_loop(session, run, now)
+        return None
     if run.started_at is None:
         run.started_at = now
     attempt = session.scalars(
@@ -114,6 +167,7 @@ def claim_for_execution(
     attempt.worker = worker_name
     session.flush()
     return Claim(
+        running_since=_running_since(run, attempt, now),
         run_id=run.id,
         attempt_id=attempt.id,
         attempt=attempt.number,
@@ -131,10 +185,19 @@ def claim_for_execution(
 class Heartbeat:
     """A thread that touches `runs.heartbeat_at` while this worker holds the run."""
 
-    def __init__(self, factory: sessionmaker[Session], claim: Claim, every: float) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        claim: Claim,
+        every: float,
+        lost: threading.Event | None = None,
+    ) -> None:
         self.factory = factory
         self.claim = claim
         self.every = every
+        # Set when the conditional UPDATE matched nothing: another worker owns the run now.
+        # The recorder raises ClaimLost at its next write or step boundary.
+        self.lost = lost or threading.Event()
         self.stopped = threading.Event()
         self.thread = threading.Thread(
             target=self._loop, name=f"heartbeat-run-{claim.run_id}", daemon=True
@@ -152,17 +215,28 @@ class Heartbeat:
         while not self.stopped.wait(self.every):
             try:
                 with self.factory.begin() as session:
-                    session.execute(
+                    changed = session.execute(
                         update(Run)
                         .where(
                             Run.id == self.claim.run_id,
                             Run.worker == self.claim.worker,
+                            Run.attempts == self.claim.attempt,
                             Run.status == RUNNING,
                         )
-                        .values(heartbeat_at=utcnow())
-                    )
+                        .values(heartbeat_at=clock.now(session))
+                        .execution_options(synchronize_session=False)
+                    ).rowcount  # type: ignore[attr-defined]
             except Exception:  # noqa: BLE001 - a missed beat is retried at the next tick
                 log.warning("run=%s heartbeat failed", self.claim.run_id, exc_info=True)
+                continue
+            if not changed:
+                log.warning(
+                    "run=%s worker=%s lost the run; stopping at the next step",
+                    self.claim.run_id,
+                    self.claim.worker,
+                )
+                self.lost.set()
+                return
 
 
 @dataclass
@@ -245,6 +319,7 @@ def execute_claimed(
         runtime, behavior, recorder, purpose, client_factory, claim.trigger == DRY_RUN_TRIGGER
     )
     ctx = engine.ExecutionContext(
+        deadline=_deadline(behavior, claim),
         run_id=claim.run_id,
         attempt=claim.attempt,
         inputs=inputs,
@@ -263,9 +338,14 @@ def execute_claimed(
     log.info(
         "run=%s attempt=%s worker=%s status=running", claim.run_id, claim.attempt, claim.worker
     )
-    with Heartbeat(factory, claim, timings.heartbeat_every):
+    with Heartbeat(factory, claim, timings.heartbeat_every, recorder.lost):
         try:
             result = engine.execute(ctx)
+        except engine.ClaimLost:
+            # We were judged dead and another worker took the run: its steps count, and
+            # nothing more of ours is written (the recorder's writes are fenced too).
+            log.warning("run=%s worker=%s lost the run; stopped", claim.run_id, claim.worker)
+            return Outcome("lost")
         except engine.Cancelled:
             outcome = Outcome(CANCELLED, error={"code": "cancelled", "message": "cancelled"})
         except engine.StepFailed as exc:
@@ -275,6 +355,15 @@ def execute_claimed(
         else:
             outcome = Outcome(SUCCEEDED, result=_jsonable(result))
     return finish_run(runtime, claim, outcome)
+
+
+def _deadline(behavior: LoadedBehavior, claim: Claim) -> float | None:
+    """The engine's deadline (monotonic) for the attempt, counted from `claim.running_since`."""
+    if claim.running_since is None:
+        return None
+    timeout = float(behavior.timeout_seconds or engine.DEFAULT_TIMEOUT_SECONDS)
+    elapsed = (utcnow() - claim.running_since).total_seconds()
+    return time.monotonic() + timeout - max(elapsed, 0.0)
 
 
 def _client_factory(
@@ -309,6 +398,29 @@ def _client_factory(
 
 def classify(claim: Claim, exc: Exception, recorder: RunRecorder, timings: RunTimings) -> Outcome:
     """Decide retrying / waiting / failing for an exception the engine let through."""
+    if isinstance(exc, engine.INFRASTRUCTURE_ERRORS):
+        # Redis or the database failed us, not Salesforce: wait it out with back-off. These
+        # waits do not spend the run's retries (nothing refused the run), so an outage of any
+        # length ends with the run resuming, never with a run failed for good.
+        earlier = [
+            w
+            for w in ((recorder.progress or {}).get("waits") or [])
+            if w.get("code") == engine.INFRASTRUCTURE_ERROR and w.get("attempt") == claim.attempt
+        ]
+        delay = backoff(len(earlier) + 1, None, timings)
+        message = engine.infrastructure_message(exc)
+        log.warning(
+            "run=%s attempt=%s infrastructure error: %s", claim.run_id, claim.attempt, message
+        )
+        detail = {"code": engine.INFRASTRUCTURE_ERROR, "message": message}
+        if recorder.current:
+            detail["step"] = recorder.current
+        return Outcome(
+            RETRYING,
+            requeue_in=delay,
+            error=detail,
+            extra={"delay": delay, "wait_reason": message, "spends_retry": False},
+        )
     if not isinstance(exc, errors.SalesforceError):
         log.exception("run=%s attempt=%s internal error", claim.run_id, claim.attempt)
         return Outcome(
@@ -334,6 +446,20 @@ def classify(claim: Claim, exc: Exception, recorder: RunRecorder, timings: RunTi
                 "wait_reason": reason,
                 "delay": timings.quota_recheck,
                 "account_id": account_id,
+            },
+        )
+    if isinstance(exc, errors.RateLimited) and exc.error_code == CONCURRENCY_CAP:
+        # Our own per-account cap was full for the whole wait: Salesforce refused nothing, so
+        # this does not spend a retry; try again shortly.
+        delay = backoff(1, exc.retry_after, timings)
+        return Outcome(
+            RETRYING,
+            requeue_in=delay,
+            error=detail,
+            extra={
+                "delay": delay,
+                "wait_reason": f"{CONCURRENCY_CAP}: {exc.message}",
+                "spends_retry": False,
             },
         )
     if getattr(exc, "retryable", False):
@@ -377,7 +503,7 @@ def finish_run(runtime: Runtime, claim: Claim, outcome: Outcome) -> Outcome:
             run.error = outcome.error
             if outcome.extra.get("account_id"):
                 run.account_id = outcome.extra["account_id"]
-            if outcome.status == RETRYING:
+            if outcome.status == RETRYING and outcome.extra.get("spends_retry", True):
                 run.retries += 1
             else:
                 webhooks.run_event(session, run)  # run.waiting, in this transaction

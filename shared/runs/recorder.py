@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import threading
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.behaviors.engine import ClaimLost, PriorSend
 from shared.models import HttpExchange, Run, RunStep, utcnow
 from shared.models.runs import RUNNING, SUCCEEDED
 from shared.salesforce.redact import redact_body, redact_headers, redact_url
+
+from . import clock
 
 if TYPE_CHECKING:
     from .execute import Claim
@@ -43,16 +48,54 @@ class RunRecorder:
         self.current: str | None = None
         self.account_id: int | None = None  # of the last client handed out
         self.progress: dict[str, Any] | None = None  # only this worker writes it while running
+        self.unfinished: dict[str, datetime] = {}  # sent marks of steps that never ended
+        # Set when a write or the heartbeat found the run taken over by another worker.
+        self.lost = threading.Event()
 
     def completed(self, key: str) -> tuple[bool, Any]:
         with self.factory() as session:
             row = session.execute(
-                select(RunStep.id, RunStep.status, RunStep.output).where(self._where(key))
+                select(RunStep.id, RunStep.status, RunStep.output, RunStep.sent_at).where(
+                    self._where(key)
+                )
             ).one_or_none()
         self.step_ids[key] = row.id if row else None
         if row is not None and row.status in (SUCCEEDED, SKIPPED):
             return True, row.output
+        # Marked sent and still `running`: the worker that sent it stopped before the step's
+        # ending was recorded.
+        if row is not None and row.status == RUNNING and row.sent_at is not None:
+            self.unfinished[key] = row.sent_at
         return False, None
+
+    def mark_sent(self, key: str) -> None:
+        with self.factory.begin() as session:
+            step_id = self._step_id(session, key)
+            self._fence(session)
+            session.execute(update(RunStep).where(RunStep.id == step_id).values(sent_at=utcnow()))
+
+    def unfinished_send(self, key: str) -> PriorSend | None:
+        """The last REST response recorded after the step's sent mark, if it never ended."""
+        sent_at = self.unfinished.pop(key, None)
+        step_id = self.step_ids.get(key)
+        if sent_at is None or step_id is None:
+            return None
+        with self.factory() as session:
+            rows = session.execute(
+                select(
+                    HttpExchange.url,
+                    HttpExchange.status,
+                    HttpExchange.response_headers,
+                    HttpExchange.response_body,
+                )
+                .where(HttpExchange.step_id == step_id, HttpExchange.created_at >= sent_at)
+                .order_by(HttpExchange.id.desc())
+            ).all()
+        for row in rows:
+            if "/services/oauth2/" in row.url:
+                continue  # a token refresh on the way, not the step's own request
+            return PriorSend(row.status, row.response_headers, row.response_body)
+        return PriorSend()
 
     def start(self, key: str, action: str) -> None:
         now = utcnow()
@@ -82,9 +125,7 @@ class RunRecorder:
                 stored = session.scalar(select(Run.progress).where(Run.id == self.claim.run_id))
                 self.progress = dict(stored or {})
             self.progress["current_step"] = key
-            session.execute(
-                update(Run).where(Run.id == self.claim.run_id).values(progress=dict(self.progress))
-            )
+            self._fence(session, progress=dict(self.progress))
         self.current = key
 
     def finish(
@@ -94,6 +135,7 @@ class RunRecorder:
             step_id = self._step_id(session, key)
             if step_id is None:
                 return
+            self._fence(session)
             session.execute(
                 update(RunStep)
                 .where(RunStep.id == step_id)
@@ -111,6 +153,7 @@ class RunRecorder:
         account_id = summary.get("account_id")
         duration = summary.get("duration_ms")
         with self.factory.begin() as session:
+            self._fence(session)
             session.add(
                 HttpExchange(
                     run_id=self.claim.run_id,
@@ -129,10 +172,47 @@ class RunRecorder:
             )
 
     def should_stop(self) -> bool:
+        """True when a cancel was asked; ClaimLost when the run is no longer ours."""
+        if self.lost.is_set():
+            raise self._lost()
         with self.factory() as session:
-            return bool(
-                session.scalar(select(Run.cancel_requested).where(Run.id == self.claim.run_id))
+            row = session.execute(
+                select(Run.cancel_requested, Run.worker, Run.status, Run.attempts).where(
+                    Run.id == self.claim.run_id
+                )
+            ).one_or_none()
+        if row is None or (row.worker, row.status, row.attempts) != (
+            self.claim.worker,
+            RUNNING,
+            self.claim.attempt,
+        ):
+            self.lost.set()
+            raise self._lost()
+        return bool(row.cancel_requested)
+
+    def _fence(self, session: Session, **values: Any) -> None:
+        """Every write is fenced on this claim (worker and attempt) and doubles as a heartbeat.
+
+        On PostgreSQL the UPDATE takes the run's row lock, so a reconcile that re-queues the
+        run waits for this transaction, or this one sees its change and matches nothing.
+        """
+        changed = session.execute(
+            update(Run)
+            .where(
+                Run.id == self.claim.run_id,
+                Run.worker == self.claim.worker,
+                Run.attempts == self.claim.attempt,
+                Run.status == RUNNING,
             )
+            .values(heartbeat_at=clock.now(session), **values)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        if not changed:
+            self.lost.set()
+            raise self._lost()
+
+    def _lost(self) -> ClaimLost:
+        return ClaimLost(f"run {self.claim.run_id} is no longer held by {self.claim.worker}")
 
     def _where(self, key: str) -> ColumnElement[bool]:
         return and_(RunStep.attempt_id == self.claim.attempt_id, RunStep.key == key[:255])

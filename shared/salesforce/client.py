@@ -9,12 +9,15 @@ account's cross-worker concurrency cap, records `Sforce-Limit-Info` (debounced),
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
+from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
 
 from ..models import utcnow
 from .auth import JIT_MARGIN, TokenManager, TokenState
@@ -38,6 +41,8 @@ from .limits import (
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
+
+log = logging.getLogger("forcebot.salesforce")
 
 TRIGGER = "trigger"
 SCHEDULED = "scheduled"
@@ -214,13 +219,19 @@ class SalesforceClient:
                 headers=all_headers,
             )
         finally:
-            self.cap.release(slot)
+            try:
+                self.cap.release(slot)
+            except RedisError:  # the slot's lease frees it; the response must not be lost
+                log.warning("account=%s concurrency slot not released", self.account_id)
         info = parse_limit_info(response.headers.get("Sforce-Limit-Info"))
         if info is not None:
             self._usage = info
             if self._usage_write_due(info, state):
-                record_usage(self.runtime, self.account_id, info)
-                self._written, self._written_at = info, time.monotonic()
+                try:
+                    record_usage(self.runtime, self.account_id, info)
+                    self._written, self._written_at = info, time.monotonic()
+                except (OperationalError, RedisError):  # bookkeeping; the next call writes it
+                    log.warning("account=%s API usage not recorded", self.account_id)
         return response
 
     def _usage_write_due(self, info: LimitInfo, state: TokenState) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,8 @@ import requests
 
 from .errors import TransportError
 from .redact import redact_body, redact_headers, redact_text, redact_url
+
+log = logging.getLogger("forcebot.salesforce")
 
 OnExchange = Callable[[dict[str, Any]], None]
 
@@ -77,7 +80,11 @@ def send(
         ) from exc
     finally:
         if on_exchange is not None:
-            on_exchange(_summary(method, url, kwargs, response, error, started))
+            # Bookkeeping never replaces the response (or the error) it describes.
+            try:
+                on_exchange(_summary(method, url, kwargs, response, error, started))
+            except Exception:  # noqa: BLE001
+                log.warning("exchange not recorded: %s %s", method, redact_url(url), exc_info=True)
 
 
 def _summary(

@@ -156,11 +156,15 @@ class ConcurrencyCap:
     mid-request frees its slot when the lease runs out instead of leaking it forever.
     """
 
+    # Lease scores come from Redis's own clock (TIME), so hosts whose clocks disagree neither
+    # free each other's live slots early nor keep dead ones.
     _ACQUIRE = """
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-    if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
-        redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
-        redis.call('PEXPIRE', KEYS[1], ARGV[5])
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+    if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+        redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+        redis.call('PEXPIRE', KEYS[1], ARGV[4])
         return 1
     end
     return 0
@@ -185,13 +189,9 @@ class ConcurrencyCap:
         member = uuid.uuid4().hex
         deadline = time.monotonic() + wait_seconds
         delay = 0.01
+        lease_ms = int(self.lease_seconds * 1000)
         while True:
-            now_ms = int(time.time() * 1000)
-            expiry = now_ms + int(self.lease_seconds * 1000)
-            taken = self._script(
-                keys=[self.key],
-                args=[now_ms, expiry, self.limit, member, int(self.lease_seconds * 2000)],
-            )
+            taken = self._script(keys=[self.key], args=[self.limit, member, lease_ms, lease_ms * 2])
             if taken:
                 return member
             if time.monotonic() >= deadline:

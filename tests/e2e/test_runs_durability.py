@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import redis as redis_lib
 from sqlalchemy import func, select
 
 from shared.models import Run, RunStep
-from tests.conftest import poll
+from tests.conftest import poll, settings_env
 
 from .runs_support import (  # noqa: F401 - fixtures
     NOOP_BEHAVIOR,
@@ -147,3 +149,35 @@ def test_cancel_running_run_stops_at_next_step(runtime, sim, linked_account, wor
     assert data["status"] == "cancelled", data
     # The create step finished; the query step never started.
     assert [s["id"] for s in data["steps"]] == ["case"]
+
+
+def test_flushed_broker_is_noticed_and_queued_runs_resent_within_seconds(
+    runtime, settings, worker_factory, no_default_worker
+):
+    """Without the broker marker this waits for the 60 s re-send threshold."""
+    from .runs_support import FAST_ENV, BeatProcess
+
+    env = {**FAST_ENV, "FORCEBOT_RUN_RECONCILE_QUEUED_AFTER_SECONDS": "60"}
+    save(runtime, NOOP_BEHAVIOR)
+    first = worker_factory(name="before-flush", **env)
+    beat = BeatProcess({**settings_env(settings), **env})
+    try:
+        client = redis_lib.Redis.from_url(settings.redis_url)
+        poll(lambda: client.exists("forcebot:broker-marker"), 30, 0.2, message="the marker")
+        first.stop()  # nobody consumes: the runs' messages wait in Redis
+        ids = [trigger(runtime, "noop", {"n": n}) for n in range(50)]
+        client.flushdb()
+        back = time.monotonic()
+        worker_factory(name="after-flush", concurrency=4, **env)
+
+        def all_done() -> bool:
+            return statuses(runtime).get("succeeded", 0) == 50
+
+        poll(all_done, 60, 0.2, message=f"50 runs to succeed (now {statuses(runtime)})")
+        took = time.monotonic() - back
+        assert took < 15, f"recovery took {took:.1f}s"
+        with runtime.Session() as session:
+            results = dict(session.execute(select(Run.id, Run.result)).all())
+        assert [results[i] for i in ids] == [n * 3 for n in range(50)]
+    finally:
+        beat.stop()

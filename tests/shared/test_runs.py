@@ -292,3 +292,185 @@ def test_run_to_dict_matches_spec(runtime, echo_behavior):
 def test_cursor_round_trip():
     assert runs.decode_cursor(runs.encode_cursor(42)) == 42
     assert runs.decode_cursor("garbage!") is None
+
+
+def _die(runtime: Any, run_id: int) -> None:
+    """The run's worker stops heart-beating (it was killed)."""
+    with runtime.Session.begin() as session:
+        session.get(Run, run_id).heartbeat_at = utcnow() - timedelta(seconds=10)
+
+
+@pytest.mark.parametrize("via", ["claim", "reconcile"])
+def test_a_run_whose_worker_keeps_dying_fails_after_n_resumptions(runtime, echo_behavior, via):
+    timings = RunTimings(heartbeat_stale=2, max_resumptions=2)
+    run_id = _make(runtime)
+    assert _claim(runtime, run_id, "w0", timings) is not None
+    for n in (1, 2):
+        _die(runtime, run_id)
+        if via == "reconcile":
+            assert runs.reconcile(runtime, timings=timings) == [run_id]
+        claim = _claim(runtime, run_id, f"w{n}", timings)
+        assert claim is not None and claim.attempt == 1
+    _die(runtime, run_id)
+    if via == "reconcile":
+        runs.reconcile(runtime, timings=timings)
+    assert _claim(runtime, run_id, "w3", timings) is None
+    with runtime.Session() as session:
+        run = session.get(Run, run_id)
+        assert (run.status, run.resumptions, run.error["code"]) == ("failed", 3, "worker_lost")
+        assert "resumed 2 times" in run.error["message"]
+        attempt = session.scalars(select(Attempt).where(Attempt.run_id == run_id)).one()
+        assert attempt.status == "failed" and attempt.finished_at is not None
+    # A person's Retry starts over with a new attempt and a fresh count.
+    with runtime.Session.begin() as session:
+        runs.retry_run(session, run_id)
+    claim = _claim(runtime, run_id, "w4", timings)
+    assert claim is not None and claim.attempt == 2
+
+
+def test_the_deadline_counts_from_the_attempt_start_not_the_resumption(runtime):
+    @behavior("test-slow", timeout_seconds=60)
+    def slow(ctx: Any) -> Any:
+        return "ran"
+
+    try:
+        with runtime.Session.begin() as session:
+            run, _ = runs.create_run(session, "test-slow", {})
+            run_id = run.id
+        assert _claim(runtime, run_id, "w0") is not None
+        with runtime.Session.begin() as session:
+            attempt = session.scalars(select(Attempt).where(Attempt.run_id == run_id)).one()
+            attempt.started_at = utcnow() - timedelta(seconds=61)  # it has been going a while
+        _die(runtime, run_id)
+        claim = _claim(runtime, run_id, "w1")
+        assert claim is not None
+        outcome = runs.execute_claimed(runtime, claim, timings=FAST)
+        assert outcome.status == "failed" and outcome.error["code"] == "timeout", outcome
+    finally:
+        unregister("test-slow")
+
+
+def _old_finished(runtime: Any, count: int) -> None:
+    long_ago = utcnow() - timedelta(days=40)
+    with runtime.Session.begin() as session:
+        session.execute(
+            Run.__table__.insert(),
+            [
+                {
+                    "behavior_name": "test-echo",
+                    "status": "succeeded",
+                    "trigger": "api",
+                    "payload": {},
+                    "attempts": 1,
+                    "max_attempts": 5,
+                    "retries": 0,
+                    "resumptions": 0,
+                    "cancel_requested": False,
+                    "created_at": long_ago,
+                    "finished_at": long_ago,
+                }
+                for _ in range(count)
+            ],
+        )
+
+
+def test_pruning_deletes_past_one_batch_within_its_budget(runtime):
+    _old_finished(runtime, 2_500)
+    assert runs.prune_old_runs(runtime, 30, batch=1000) == 2_500
+    assert _count(runtime) == 0
+
+
+def test_pruning_stops_at_its_time_budget(runtime):
+    _old_finished(runtime, 2_500)
+    assert runs.prune_old_runs(runtime, 30, batch=1000, budget_seconds=0) == 1000
+    assert _count(runtime) == 1_500
+
+
+def test_reconcile_backs_off_resends_and_keeps_the_first_queued_time(runtime, echo_behavior):
+    timings = RunTimings(queued_after=60)
+    run_id = _make(runtime)
+    first_queued = utcnow() - timedelta(seconds=61)
+    with runtime.Session.begin() as session:
+        session.get(Run, run_id).queued_at = first_queued
+
+    def resent_after(seconds_since_last_send: float) -> bool:
+        with runtime.Session.begin() as session:
+            run = session.get(Run, run_id)
+            if run.sent_at is not None:
+                run.sent_at = utcnow() - timedelta(seconds=seconds_since_last_send)
+        return runs.reconcile(runtime, timings=timings) == [run_id]
+
+    assert resent_after(0)  # 61 s queued, never re-sent: send
+    assert not resent_after(0)  # not again in the same minute
+    with runtime.Session.begin() as session:
+        run = session.get(Run, run_id)
+        run.queued_at = first_queued = utcnow() - timedelta(seconds=600)
+        run.sent_at = utcnow() - timedelta(seconds=100)  # last sent after 500 s in the queue
+    # The next re-send waits as long as the run had waited (capped at 5 x 60 s), not 60 s.
+    assert not runs.reconcile(runtime, timings=timings)
+    assert resent_after(301)
+    with runtime.Session() as session:
+        run = session.get(Run, run_id)
+        # The first-queued time is what the page and /metrics age is measured from.
+        assert abs((run.queued_at - first_queued).total_seconds()) < 1
+        assert (utcnow() - run.sent_at).total_seconds() < 5
+
+
+def test_an_emptied_broker_is_noticed_once(runtime):
+    runtime.redis.delete(runs.maintenance.BROKER_MARKER)
+    assert runs.broker_was_emptied(runtime.redis) is True
+    assert runs.broker_was_emptied(runtime.redis) is False
+    runtime.redis.flushdb()
+    assert runs.broker_was_emptied(runtime.redis) is True
+
+
+def _waiting(runtime: Any, account_id: int) -> int:
+    run_id = _make(runtime)
+    with runtime.Session.begin() as session:
+        row = session.get(Run, run_id)
+        row.status, row.account_id = "waiting", account_id
+        row.next_attempt_at = utcnow() + timedelta(hours=1)  # not even due yet
+    return run_id
+
+
+def test_waiting_runs_of_an_account_needing_reauth_fail_with_its_reason(
+    runtime, echo_behavior, linked_account
+):
+    from shared.models import Account
+
+    account_id = linked_account()
+    run_id = _waiting(runtime, account_id)
+    assert _claim(runtime, run_id) is None  # waiting, and not due
+    with runtime.Session.begin() as session:
+        account = session.get(Account, account_id)
+        account.status, account.status_reason = "needs_reauth", "the refresh token was revoked"
+    runs.dispatch_due(runtime, check_room=lambda *a, **k: True, timings=FAST)
+    with runtime.Session() as session:
+        run = session.get(Run, run_id)
+        assert run.status == "failed" and run.finished_at is not None
+        assert run.error["code"] == "needs_reauth"
+        assert "acme-prod" in run.error["message"] and "revoked" in run.error["message"]
+
+
+def test_has_room_is_cached_briefly_per_account(
+    runtime, echo_behavior, linked_account, monkeypatch
+):
+    from shared.runs import maintenance
+    from shared.salesforce import limits
+
+    account_id = linked_account()
+    asked: list[int] = []
+
+    def check_room(rt: Any, account: int, purpose: str = "trigger") -> bool:
+        asked.append(account)
+        return False
+
+    monkeypatch.setattr(limits, "check_room", check_room)
+    monkeypatch.setattr(maintenance, "_room_cache", {})
+    ids = [_waiting(runtime, account_id) for _ in range(3)]
+    for _ in range(2):  # two ticks, three due runs each
+        with runtime.Session.begin() as session:
+            for run_id in ids:
+                session.get(Run, run_id).next_attempt_at = utcnow() - timedelta(seconds=1)
+        assert runs.dispatch_due(runtime, timings=FAST) == []
+    assert asked == [account_id]

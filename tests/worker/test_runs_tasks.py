@@ -50,6 +50,10 @@ def test_dispatch_and_reconcile_tasks_send_due_runs(settings, runtime, worker):
         row = session.get(Run, retrying)
         row.status, row.next_attempt_at = "retrying", utcnow() - timedelta(seconds=1)
         session.get(Run, lost).queued_at = utcnow() - timedelta(hours=1)
+    # The broker has been up (its marker is there): only the due run is sent, not every queued.
+    from shared.runs import broker_was_emptied
+
+    broker_was_emptied(runtime.redis)
     assert tasks.dispatch_due() == 1
     assert tasks.reconcile() == 1  # the run whose message was never sent
     for run_id in (retrying, lost):
@@ -73,3 +77,11 @@ def test_beat_ticks_are_registered(settings, runtime):
     app = configure(settings, runtime)
     tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
     assert {"worker.runs.dispatch_due", "worker.runs.reconcile", "worker.runs.prune"} <= tasks
+
+
+def test_beat_ticks_go_to_their_own_queue():
+    from worker.beat import BEAT_QUEUE, beat_schedule
+
+    schedule = beat_schedule()
+    assert {"runs-dispatch-due", "runs-reconcile", "runs-prune"} <= set(schedule)
+    assert {entry["options"]["queue"] for entry in schedule.values()} == {BEAT_QUEUE}

@@ -72,8 +72,22 @@ def _send(run_ids: list[int]) -> int:
 
 @celery.task(name="worker.runs.dispatch_due")
 def dispatch_due() -> int:
-    """Send retrying/waiting runs that are due (waiting ones only once /limits shows room)."""
-    return _send(runs.dispatch_due(runtime()))
+    """Send retrying/waiting runs that are due (waiting ones only once /limits shows room).
+
+    Each tick also looks for the broker's marker key: when it is gone the broker was flushed or
+    restarted empty, and every queued run is sent again at once instead of after the
+    reconciler's `queued_after` threshold (which stays for single lost messages).
+    """
+    rt = runtime()
+    ids = runs.dispatch_due(rt)
+    try:
+        emptied = runs.broker_was_emptied(rt.redis)
+    except Exception:  # noqa: BLE001 - Redis is down: the next tick looks again
+        log.warning("broker marker check failed", exc_info=True)
+        emptied = False
+    if emptied:
+        ids += runs.queued_runs(rt)
+    return _send(ids)
 
 
 @celery.task(name="worker.runs.reconcile")
@@ -86,8 +100,7 @@ def reconcile() -> int:
 def prune() -> int:
     """Delete finished runs older than FORCEBOT_RUN_RETENTION_DAYS."""
     rt = runtime()
-    with rt.Session.begin() as session:
-        deleted = runs.prune_runs(session, rt.settings.run_retention_days)
+    deleted = runs.prune_old_runs(rt, rt.settings.run_retention_days)
     if deleted:
         log.info("pruned runs=%s", deleted)
     return deleted

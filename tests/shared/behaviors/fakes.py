@@ -15,8 +15,15 @@ from shared.models import Account, Behavior, BehaviorVersion, Service
 class RecordingRecorder:
     """Keeps what the engine reports; `done` pre-seeds steps finished earlier in the attempt."""
 
-    def __init__(self, done: dict[str, Any] | None = None, stop_after: int | None = None) -> None:
+    def __init__(
+        self,
+        done: dict[str, Any] | None = None,
+        stop_after: int | None = None,
+        unfinished: dict[str, Any] | None = None,
+    ) -> None:
         self.done = dict(done or {})
+        self.unfinished = dict(unfinished or {})  # key -> engine.PriorSend of a crashed send
+        self.sent: list[str] = []
         self.events: list[tuple[Any, ...]] = []
         self.exchanges: list[tuple[str, dict[str, Any]]] = []
         self.stop_after = stop_after
@@ -37,6 +44,12 @@ class RecordingRecorder:
 
     def exchange(self, key: str, summary: dict[str, Any]) -> None:
         self.exchanges.append((key, summary))
+
+    def mark_sent(self, key: str) -> None:
+        self.sent.append(key)
+
+    def unfinished_send(self, key: str) -> Any:
+        return self.unfinished.pop(key, None)
 
     def should_stop(self) -> bool:
         self.boundaries += 1

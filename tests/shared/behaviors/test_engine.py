@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from shared.behaviors.engine import Cancelled, StepFailed, execute
+from shared.behaviors.engine import Cancelled, PriorSend, StepFailed, execute, sends_once
 from shared.salesforce.errors import MalformedQuery, ServerError
 
 from .fakes import FakeClient, RecordingRecorder, context, loaded
@@ -201,3 +201,55 @@ def test_python_behavior_gets_context_and_is_recorded() -> None:
     # Finished in this attempt: not called again.
     assert execute(context(behavior, {"name": "Ada"}, recorder, client)) == result
     assert len(client.calls) == 1
+
+
+# --------------------------------------------------------------------------- create once
+
+
+def test_a_create_is_marked_sent_before_it_goes_out() -> None:
+    client = FakeClient({"Contact": [{"Id": "003A"}]})
+    recorder = RecordingRecorder()
+    execute(context(loaded(CASE), {"email": "a@b.c"}, recorder, client))
+    assert recorder.sent == ["case"]  # the query is idempotent: no mark
+
+
+def test_a_resumed_create_reuses_its_recorded_201() -> None:
+    client = FakeClient({"Contact": [{"Id": "003A"}]})
+    body = '{"id": "500RECORDED", "success": true, "errors": []}'
+    recorder = RecordingRecorder(unfinished={"case": PriorSend(201, {}, body)})
+    result = execute(context(loaded(CASE), {"email": "a@b.c"}, recorder, client))
+    assert result == "500RECORDED"
+    assert [c[0] for c in client.calls] == ["query_result"] and recorder.sent == []
+
+
+def test_a_resumed_create_without_a_response_is_outcome_unknown() -> None:
+    client = FakeClient({"Contact": [{"Id": "003A"}]})
+    recorder = RecordingRecorder(unfinished={"case": PriorSend()})
+    with pytest.raises(StepFailed) as info:
+        execute(context(loaded(CASE), {"email": "a@b.c"}, recorder, client))
+    assert info.value.error["code"] == "outcome_unknown" and info.value.error["step"] == "case"
+    assert [c[0] for c in client.calls] == ["query_result"]  # not sent again
+
+
+def test_a_resumed_create_that_salesforce_refused_is_sent_again() -> None:
+    client = FakeClient({"Contact": [{"Id": "003A"}]})
+    recorder = RecordingRecorder(unfinished={"case": PriorSend(503, {}, "[]")})
+    execute(context(loaded(CASE), {"email": "a@b.c"}, recorder, client))
+    assert [c[0] for c in client.calls] == ["query_result", "create"]
+
+
+@pytest.mark.parametrize(
+    "action, method, once",
+    [
+        ("salesforce.create", None, True),
+        ("http.request", "POST", True),
+        ("http.request", "post", True),
+        ("http.request", "PATCH", False),
+        ("http.request", "PUT", False),
+        ("http.request", None, False),
+        ("salesforce.upsert", None, False),
+        ("salesforce.update", None, False),
+    ],
+)
+def test_which_requests_are_sent_once(action: str, method: str | None, once: bool) -> None:
+    assert sends_once(action, {"method": method} if method else {}) is once

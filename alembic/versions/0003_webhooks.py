@@ -1,7 +1,7 @@
 """webhooks: subscriptions, the event outbox, deliveries and attempts
 
-Revision ID: 0005
-Revises: 0003
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-01 11:12:07.893598
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = "0005"
-down_revision: str | None = "0003"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
