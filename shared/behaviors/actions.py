@@ -155,11 +155,25 @@ def salesforce_query(params: dict[str, Any], client: SalesforceClient) -> dict[s
 
 
 def salesforce_get(params: dict[str, Any], client: SalesforceClient) -> dict[str, Any]:
+    """By Id, or by `external_id_field` + `external_id` (exactly one form, checked again here
+    because the values may come from templates)."""
     fields = params.get("fields")
     if isinstance(fields, str):
         fields = [f.strip() for f in fields.split(",") if f.strip()]
+    sobject = _text(params, "sobject")
+    if params.get("record_id") is not None:
+        if params.get("external_id_field") is not None or params.get("external_id") is not None:
+            raise ActionError(
+                "invalid_parameter", "give either record_id or external_id_field and external_id"
+            )
+        return dict(client.get(sobject, _text(params, "record_id"), fields=fields or None))
     return dict(
-        client.get(_text(params, "sobject"), _text(params, "record_id"), fields=fields or None)
+        client.get_by_external_id(
+            sobject,
+            _text(params, "external_id_field"),
+            _text(params, "external_id"),
+            fields=fields or None,
+        )
     )
 
 
@@ -190,7 +204,66 @@ def salesforce_delete(params: dict[str, Any], client: SalesforceClient) -> dict[
     return {"id": record_id, "success": True}
 
 
-CLIENT_ACTIONS: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]] = {
+COMPOSITE_MAX = 200  # records per sObject Collections call
+
+
+def composite_creates(params: dict[str, Any]) -> bool:
+    """Whether a rendered salesforce.composite step creates records (sending it twice could
+    create them twice), as salesforce.create does."""
+    return str(params.get("operation") or "").strip().lower() == "create"
+
+
+def salesforce_composite(params: dict[str, Any], client: SalesforceClient) -> list[dict[str, Any]]:
+    """One sObject Collections call; `[{id, success, errors}]` per record, in order.
+
+    Salesforce answers 200 with per-record results even when records fail, so a failing record
+    does not fail the step: with `all_or_none` every record then carries an error (the others
+    `ALL_OR_NONE_OPERATION_ROLLED_BACK`), without it the valid records are saved.
+    """
+    operation = _text(params, "operation").strip().lower()
+    if operation not in ("create", "update", "delete"):
+        raise ActionError(
+            "invalid_parameter", f"operation: expected create, update or delete, got {operation!r}"
+        )
+    all_or_none = params.get("all_or_none")
+    if all_or_none is not None and not isinstance(all_or_none, bool):
+        raise ActionError(
+            "invalid_parameter", f"all_or_none: expected true or false, got {all_or_none!r}"
+        )
+    key = "ids" if operation == "delete" else "records"
+    items = params.get(key)
+    if not isinstance(items, list) or not items:
+        raise ActionError("invalid_parameter", f"{key}: expected a non-empty list, got {items!r}")
+    if len(items) > COMPOSITE_MAX:
+        raise ActionError("invalid_parameter", f"{key}: at most {COMPOSITE_MAX}, got {len(items)}")
+    if operation == "delete":
+        if not all(isinstance(i, str) and i.strip() for i in items):
+            raise ActionError("invalid_parameter", "ids: expected a list of record Ids")
+        return client.composite_delete(items, all_or_none=bool(all_or_none))
+    sobject = params.get("sobject")
+    records: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ActionError("invalid_parameter", f"records[{index}]: expected an object")
+        record = dict(item)
+        attributes = record.get("attributes")
+        if not (isinstance(attributes, dict) and attributes.get("type")):
+            if sobject is None or str(sobject).strip() == "":
+                raise ActionError(
+                    "invalid_parameter", f"records[{index}]: no attributes.type and no sobject"
+                )
+            record["attributes"] = {**(attributes or {}), "type": str(sobject)}
+        if operation == "update":
+            # Salesforce reads field names case-insensitively; its examples spell it "id"
+            for name in [k for k in record if k != "id" and str(k).lower() == "id"]:
+                record["id"] = record.pop(name)
+        records.append(record)
+    if operation == "update":
+        return client.composite_update(records, all_or_none=bool(all_or_none))
+    return client.composite(records, all_or_none=bool(all_or_none))
+
+
+CLIENT_ACTIONS: dict[str, Callable[[dict[str, Any], Any], Any]] = {
     "http.request": http_request,
     "salesforce.query": salesforce_query,
     "salesforce.get": salesforce_get,
@@ -198,4 +271,5 @@ CLIENT_ACTIONS: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]] = {
     "salesforce.update": salesforce_update,
     "salesforce.upsert": salesforce_upsert,
     "salesforce.delete": salesforce_delete,
+    "salesforce.composite": salesforce_composite,
 }

@@ -61,17 +61,25 @@ class ActionSpec:
     uses_account: bool = True
 
 
+COMPOSITE_OPERATIONS = ("create", "update", "delete")
+COMPOSITE_MAX = 200  # records (or ids) per sObject Collections call, as Salesforce allows
+
 ACTIONS: dict[str, ActionSpec] = {
     "http.request": ActionSpec(
         ("url",),
         ("method", "headers", "params", "json", "body", "form", "timeout", "follow_redirects"),
     ),
     "salesforce.query": ActionSpec(("soql",), ("limit", "include_deleted")),
-    "salesforce.get": ActionSpec(("sobject", "record_id"), ("fields",)),
+    "salesforce.get": ActionSpec(
+        ("sobject",), ("record_id", "external_id_field", "external_id", "fields")
+    ),
     "salesforce.create": ActionSpec(("sobject", "fields")),
     "salesforce.update": ActionSpec(("sobject", "record_id", "fields")),
     "salesforce.upsert": ActionSpec(("sobject", "external_id_field", "external_id", "fields")),
     "salesforce.delete": ActionSpec(("sobject", "record_id")),
+    "salesforce.composite": ActionSpec(
+        ("operation",), ("sobject", "records", "ids", "all_or_none")
+    ),
     "set": ActionSpec(("vars",), uses_account=False),
     "foreach": ActionSpec(("items", "steps"), ("max_iterations",), uses_account=False),
     "fail": ActionSpec(("message",), ("code",), uses_account=False),
@@ -358,13 +366,55 @@ class _StepWalker:
                 )
             ):
                 self.problems.append(f"{path}.timeout: must be a number of seconds from 0 to 120")
-        elif isinstance(step.get("account"), str) and step["account"].strip().lower() == "none":
+        elif action == "salesforce.get":
+            self.get_form(step, path)
+        elif action == "salesforce.composite":
+            self.composite(step, path)
+        if action != "http.request" and (
+            isinstance(step.get("account"), str) and step["account"].strip().lower() == "none"
+        ):
             self.problems.append(f"{path}.account: none is only for http.request")
         for key, value in step.items():
             if key not in ("steps", "when", "id", "action"):
                 _templates_in(value, f"{path}.{key}", self.problems)
         if action == "foreach" and "steps" in step:
             self.steps(step["steps"], f"{path}.steps", depth + 1)
+
+    def get_form(self, step: dict[str, Any], path: str) -> None:
+        by_id = step.get("record_id") is not None
+        by_external = [step.get(k) is not None for k in ("external_id_field", "external_id")]
+        if by_id == any(by_external):
+            self.problems.append(
+                f"{path}: give either record_id or external_id_field and external_id"
+            )
+        elif any(by_external) and not all(by_external):
+            missing = "external_id" if by_external[0] else "external_id_field"
+            self.problems.append(f"{path}.{missing}: required with the other external_id key")
+
+    def composite(self, step: dict[str, Any], path: str) -> None:
+        operation = step.get("operation")
+        if operation not in COMPOSITE_OPERATIONS:
+            return  # a template (checked when it runs) or a wrong value (the model says so)
+        wanted, other = ("ids", "records") if operation == "delete" else ("records", "ids")
+        if step.get(wanted) is None:
+            self.problems.append(f"{path}.{wanted}: required for operation {operation}")
+        if step.get(other) is not None:
+            self.problems.append(f"{path}.{other}: not used by operation {operation}")
+        records = step.get("records")
+        if operation == "delete" or not isinstance(records, list):
+            return
+        for index, record in enumerate(records):
+            if not isinstance(record, dict):
+                continue
+            if operation == "update" and not any(str(k).lower() == "id" for k in record):
+                self.problems.append(f"{path}.records[{index}]: an update needs the record's Id")
+            attributes = record.get("attributes")
+            if step.get("sobject") is None and not (
+                isinstance(attributes, dict) and attributes.get("type")
+            ):
+                self.problems.append(
+                    f"{path}.records[{index}]: no attributes.type and the step has no sobject"
+                )
 
 
 def validate_definition(definition: Any) -> list[str]:
@@ -470,9 +520,13 @@ class Query(_AccountStep):
 
 
 class Get(_AccountStep):
+    """By Id (`record_id`) or by external id (`external_id_field` and `external_id`)."""
+
     action: Literal["salesforce.get"]
     sobject: str
-    record_id: str
+    record_id: str | None = Field(None, description="give this or external_id_field/external_id")
+    external_id_field: str | None = Field(None, description="an External ID field, e.g. Ext_Id__c")
+    external_id: Any = Field(None, description="the value to look up (URL-encoded when sent)")
     fields: list[str] | str | None = None
 
 
@@ -503,6 +557,27 @@ class Delete(_AccountStep):
     record_id: str
 
 
+class Composite(_AccountStep):
+    """sObject Collections: one call creates, updates or deletes up to 200 records."""
+
+    action: Literal["salesforce.composite"]
+    operation: Literal[COMPOSITE_OPERATIONS] | Template = Field(  # type: ignore[valid-type]
+        description="create (POST), update (PATCH, each record has Id) or delete (ids)"
+    )
+    sobject: str | None = Field(
+        None, description="the type of records that give no attributes.type"
+    )
+    records: Annotated[list[dict[str, Any] | str], Field(max_length=COMPOSITE_MAX)] | str | None = (
+        Field(None, description="create/update: field maps, at most 200")
+    )
+    ids: Annotated[list[str], Field(max_length=COMPOSITE_MAX)] | str | None = Field(
+        None, description="delete: record Ids, at most 200"
+    )
+    all_or_none: bool | Template | None = Field(
+        None, description="true: one failing record rolls back every record of the call"
+    )
+
+
 class SetVars(_Step):
     action: Literal["set"]
     vars: dict[InputName, Any]
@@ -522,7 +597,17 @@ class Foreach(_Step):
 
 
 Step = Annotated[
-    HttpRequest | Query | Get | Create | Update | Upsert | Delete | SetVars | Fail | Foreach,
+    HttpRequest
+    | Query
+    | Get
+    | Create
+    | Update
+    | Upsert
+    | Delete
+    | Composite
+    | SetVars
+    | Fail
+    | Foreach,
     Field(discriminator="action"),
 ]
 Foreach.model_rebuild()

@@ -315,6 +315,13 @@ class SalesforceClient:
         params = {"fields": ",".join(fields)} if fields else None
         return dict(self._json("GET", self._sobject_path(sobject, record_id), params=params))
 
+    def get_by_external_id(
+        self, sobject: str, field: str, value: str, fields: list[str] | None = None
+    ) -> dict[str, Any]:
+        """GET /sobjects/<obj>/<field>/<value> (value URL-encoded); 404 when none matches."""
+        params = {"fields": ",".join(fields)} if fields else None
+        return dict(self._json("GET", self._sobject_path(sobject, field, value), params=params))
+
     def create(self, sobject: str, fields: dict[str, Any]) -> dict[str, Any]:
         result = dict(self._json("POST", self._sobject_path(sobject), json=fields))
         return {
@@ -349,6 +356,20 @@ class SalesforceClient:
         """Create up to 200 records in one call (each needs attributes.type)."""
         body = {"allOrNone": all_or_none, "records": records}
         return list(self._json("POST", f"{self.base_path}/composite/sobjects", json=body))
+
+    def composite_update(
+        self, records: list[dict[str, Any]], *, all_or_none: bool = False
+    ) -> list[dict[str, Any]]:
+        """Update up to 200 records in one call (each needs attributes.type and id)."""
+        body = {"allOrNone": all_or_none, "records": records}
+        return list(self._json("PATCH", f"{self.base_path}/composite/sobjects", json=body))
+
+    def composite_delete(
+        self, ids: list[str], *, all_or_none: bool = False
+    ) -> list[dict[str, Any]]:
+        """Delete up to 200 records in one call."""
+        params = {"ids": ",".join(ids), "allOrNone": "true" if all_or_none else "false"}
+        return list(self._json("DELETE", f"{self.base_path}/composite/sobjects", params=params))
 
     def limits(self) -> dict[str, Any]:
         return dict(self._json("GET", f"{self.base_path}/limits"))
