@@ -6,7 +6,9 @@ other request to the REST API (`/services/data/...`: create, update, upsert, del
 `http.request`) is prepared exactly as it would be sent — URL, headers, body — and recorded as
 the step's HTTP exchange, but answered locally instead (`X-Forcebot-Dry-Run: not sent`):
 201 `{"id": DRY_RUN_ID, "success": true, "errors": [], "dry_run": true}` for a POST and 204 for
-the others, so later steps can still render. What is guaranteed: no such request leaves the
+the others, so later steps can still render; an sObject Collections call (`composite/sobjects`)
+gets 200 with one such result per record, in order (the record's own id for an update or a
+delete). What is guaranteed: no such request leaves the
 process. What is not: requests that do not go through the account's Salesforce client (an
 `http.request` with `account: none`) are outside this session.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -37,7 +39,11 @@ class DryRunSession(requests.Session):
         response.request = request
         response.url = request.url or ""
         response.headers["X-Forcebot-Dry-Run"] = NOT_SENT
-        if method == "POST":
+        if path.endswith("/composite/sobjects"):
+            response.status_code = 200
+            response.headers["Content-Type"] = "application/json"
+            response._content = json.dumps(_collection_results(request, method)).encode()
+        elif method == "POST":
             response.status_code = 201
             response.headers["Content-Type"] = "application/json"
             body = {"id": DRY_RUN_ID, "success": True, "errors": [], "dry_run": True}
@@ -47,3 +53,17 @@ class DryRunSession(requests.Session):
             response._content = b""
         response.reason = "Dry run: not sent"
         return response
+
+
+def _collection_results(request: requests.PreparedRequest, method: str) -> list[dict[str, Any]]:
+    """One not-sent success per record of a composite/sobjects call, in order."""
+    if method == "DELETE":
+        query = parse_qs(urlsplit(request.url or "").query)
+        ids: list[Any] = [i for i in ",".join(query.get("ids", [])).split(",") if i]
+    else:
+        try:
+            records = json.loads(request.body or b"{}").get("records") or []
+        except (ValueError, AttributeError):
+            records = []
+        ids = [DRY_RUN_ID if method == "POST" else (r or {}).get("id") for r in records]
+    return [{"id": i, "success": True, "errors": [], "dry_run": True} for i in ids]

@@ -141,3 +141,38 @@ def test_bad_composite_and_get_steps_are_422_listing_every_problem(api, runtime)
     assert len(details) == 4, details
     with runtime.Session() as session:
         assert session.scalar(select(func.count()).select_from(Behavior)) == 0
+
+
+DRY = """
+name: composite-dry
+account: acme-prod
+steps:
+  - id: made
+    action: salesforce.composite
+    operation: create
+    sobject: Contact
+    records: [{LastName: A}, {LastName: B}]
+  - id: changed
+    action: salesforce.composite
+    operation: update
+    records: [{attributes: {type: Contact}, id: 003000000000001AAA, Title: X}]
+result: {made: "{{ steps.made }}", changed: "{{ steps.changed }}"}
+"""
+
+
+def test_a_dry_run_sends_no_collection_call_and_answers_per_record(
+    sim, linked_account, worker, api, runtime
+):
+    from shared.behaviors.dry_run import DRY_RUN_ID, DRY_RUN_TRIGGER
+    from tests.e2e.runs_support import trigger, wait_status
+
+    linked_account(name="acme-prod")
+    assert api.post("/behaviors", json={"source": DRY}).status_code == 201
+    run_id = trigger(runtime, "composite-dry", {}, trigger=DRY_RUN_TRIGGER)
+    run = wait_status(runtime, run_id, ("succeeded", "failed"), timeout=60)
+    assert run["status"] == "succeeded", run["error"]
+    ok = {"success": True, "errors": [], "dry_run": True}
+    assert run["result"]["made"] == [{"id": DRY_RUN_ID, **ok}, {"id": DRY_RUN_ID, **ok}]
+    assert run["result"]["changed"] == [{"id": "003000000000001AAA", **ok}]
+    assert sim.control.records("Contact") == []
+    assert not [e for e in sim.control.log() if "/composite/" in e["path"]]
