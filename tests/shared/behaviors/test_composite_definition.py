@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from shared.behaviors.actions import ActionError, salesforce_composite, salesforce_get
 from shared.behaviors.definition import definition_json_schema, validate_definition
 
 
@@ -94,3 +97,43 @@ def test_the_json_schema_describes_both() -> None:
     assert set(composite) >= {"operation", "records", "ids", "all_or_none", "sobject"}
     assert set(defs["Get"]["properties"]) >= {"record_id", "external_id_field", "external_id"}
     assert defs["Get"]["required"] == ["id", "action", "sobject"]
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def composite(self, records: list[dict[str, Any]], *, all_or_none: bool = False) -> list:
+        self.calls.append(("POST", records, all_or_none))
+        return []
+
+    def composite_update(self, records: list[dict[str, Any]], *, all_or_none: bool) -> list:
+        self.calls.append(("PATCH", records, all_or_none))
+        return []
+
+
+def test_rendered_values_are_checked_again_when_the_step_runs() -> None:
+    client = _Client()
+    bad = [
+        ({"operation": "upsert", "records": [{}]}, "operation:"),
+        ({"operation": "create", "records": "not a list"}, "records: expected a non-empty list"),
+        ({"operation": "create", "records": []}, "records: expected a non-empty list"),
+        ({"operation": "create", "records": [{}] * 201, "sobject": "Contact"}, "at most 200"),
+        ({"operation": "create", "records": [{"LastName": "A"}]}, "no attributes.type"),
+        ({"operation": "create", "records": [{}], "sobject": "C", "all_or_none": "yes"}, "true"),
+    ]
+    for params, message in bad:
+        with pytest.raises(ActionError) as info:
+            salesforce_composite(params, client)
+        assert info.value.code == "invalid_parameter" and message in info.value.message
+    assert client.calls == []  # nothing was sent
+
+    params = {"operation": "update", "sobject": "Contact", "records": [{"Id": "003A", "X": 1}]}
+    salesforce_composite(params, client)
+    assert client.calls == [
+        ("PATCH", [{"attributes": {"type": "Contact"}, "X": 1, "id": "003A"}], False)
+    ]
+    with pytest.raises(ActionError):
+        salesforce_get(
+            {"sobject": "Contact", "record_id": "003A", "external_id_field": "E__c"}, client
+        )
