@@ -8,7 +8,8 @@ step that had started but not finished depends on whether sending it twice is ha
 
 - Idempotent calls (`salesforce.query`, `get`, `update`, `upsert`, `delete`, and
   `http.request` with any method but POST) are simply sent again.
-- Non-idempotent calls (`salesforce.create`, `http.request` with POST) are marked as sent
+- Non-idempotent calls (`salesforce.create`, a `salesforce.composite` with `operation: create`,
+  `http.request` with POST) are marked as sent
   (`mark_sent`, committed) before the request goes out. A resumed step that finds the mark and
   no recorded ending reuses the recorded response when it is a 2xx, sends again when
   Salesforce's recorded answer was an error (nothing was applied), and otherwise fails with
@@ -48,7 +49,14 @@ from jinja2.sandbox import SecurityError
 from shared.salesforce import errors
 
 from . import templates
-from .actions import CLIENT_ACTIONS, ActionError, GuardedHttp, is_no_account, outbound_request
+from .actions import (
+    CLIENT_ACTIONS,
+    ActionError,
+    GuardedHttp,
+    composite_creates,
+    is_no_account,
+    outbound_request,
+)
 from .store import LoadedBehavior
 
 if TYPE_CHECKING:
@@ -67,7 +75,11 @@ __all__ = [
 DEFAULT_TIMEOUT_SECONDS = 900.0  # a run's time limit when the behavior sets none
 MAX_ITERATIONS = 1000  # foreach items per loop, unless the step's max_iterations is lower
 PYTHON_STEP = "python"
-SENDS_ONCE_ACTIONS = ("salesforce.create", "http.request")  # may be non-idempotent
+SENDS_ONCE_ACTIONS = (
+    "salesforce.create",
+    "salesforce.composite",
+    "http.request",
+)  # may be non-idempotent
 
 
 class StepRecorder(Protocol):
@@ -99,6 +111,8 @@ def sends_once(action: str, params: dict[str, Any]) -> bool:
     """Whether sending this step's request twice could apply it twice (see the docstring)."""
     if action == "salesforce.create":
         return True
+    if action == "salesforce.composite":
+        return composite_creates(params)
     return action == "http.request" and str(params.get("method") or "GET").upper() == "POST"
 
 
@@ -354,10 +368,10 @@ class _Execution:
 
     def reuse(
         self, action: str, params: dict[str, Any], prior: PriorSend, key: str
-    ) -> dict[str, Any] | None:
+    ) -> dict[str, Any] | list[Any] | None:
         """The output of a non-idempotent request sent before a crash; None: send it again."""
         if prior.status is None:
-            what = f"{params.get('sobject')} create" if action == "salesforce.create" else "POST"
+            what = "POST" if action == "http.request" else f"{params.get('sobject') or ''} create"
             raise StepFailed(
                 {
                     "code": "outcome_unknown",
@@ -378,6 +392,8 @@ class _Execution:
             body = json.loads(prior.body or "")
         except ValueError:
             pass
+        if action == "salesforce.composite" and isinstance(body, list):
+            return body  # [{id, success, errors}] as Salesforce answered
         if action == "salesforce.create":
             return dict(body) if isinstance(body, dict) else {"body": body}
         return {"status": prior.status, "headers": prior.headers or {}, "body": body}
