@@ -83,10 +83,11 @@ def main() -> None:
         client.run()
         schedules.run(200 if args.quick else 10_000)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
-    lines = [row(platform.run_all(b, args.quick), args.label) for b in backends]
-    if not args.quick or args.record:
-        record(lines)
-        print(f"appended {len(lines)} row(s) to {RESULTS}")
+    for backend in backends:  # each row is written as soon as its backend is done
+        line = row(platform.run_all(backend, args.quick), args.label)
+        if not args.quick or args.record:
+            record([line])
+            print(f"appended a row to {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -233,7 +233,7 @@ def r3(platform: Platform, count: int, env: dict[str, str], stall: float) -> dic
 
 def run_all(backend: str, quick: bool) -> dict[str, Any]:
     env = FAST_ENV if quick else {}
-    sizes = {"r1": 30, "r2": 20, "r3": 20} if quick else {"r1": 300, "r2": 200, "r3": 100}
+    sizes = {"r1": 30, "r2": 20, "r3": 20} if quick else {"r1": 300, "r2": 200, "r3": 60}
     results: dict[str, Any] = {"backend": backend}
     with Platform(backend) as platform:
         results["r1"] = r1(platform, sizes["r1"], env)

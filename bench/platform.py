@@ -36,17 +36,41 @@ def _post_all(platform: Platform, behavior: str, payloads: list[dict[str, Any]])
         return list(pool.map(lambda p: platform.post_run(behavior, p), payloads))
 
 
-def _ours_p1(platform: Platform, count: int) -> tuple[float, dict[str, int]]:
+def _transactions(platform: Platform) -> tuple[int, int] | None:
+    """PostgreSQL's commit and rollback counters for the bench database (None on SQLite)."""
+    if platform.backend != "postgresql":
+        return None
+    from sqlalchemy import text
+
+    with platform.runtime.engine.connect() as conn:
+        conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        row = conn.execute(
+            text(
+                "SELECT xact_commit, xact_rollback FROM pg_stat_database "
+                "WHERE datname = current_database()"
+            )
+        ).one()
+    return int(row[0]), int(row[1])
+
+
+def _ours_p1(platform: Platform, count: int) -> tuple[float, dict[str, int], str]:
     platform.clear_runs()
     worker = platform.start_worker(2)
     try:
+        before = _transactions(platform)
         start = time.monotonic()
         _post_all(platform, "bench-get", [{}] * count)
         counts = platform.wait_runs(count, timeout=60 + count * 0.5)
         elapsed = time.monotonic() - start
+        time.sleep(1.0)  # statistics reach pg_stat_database asynchronously (≈0.5 s)
+        after = _transactions(platform)
     finally:
         worker.stop()
-    return elapsed, counts
+    per_run = ""
+    if before and after:
+        commits, rollbacks = (after[0] - before[0]) / count, (after[1] - before[1]) / count
+        per_run = f"{commits:.1f} commits + {rollbacks:.1f} rollbacks per run (web + worker)"
+    return elapsed, counts, per_run
 
 
 def _bare_env(platform: Platform) -> dict[str, str]:
@@ -92,11 +116,12 @@ def _bare_p1(platform: Platform, count: int) -> float:
 def p1(platform: Platform, count: int, rounds: int = 1) -> dict[str, Any]:
     ratios, ours_times, bare_times = [], [], []
     counts: dict[str, int] = {}
+    per_run = ""
     web = platform.start_web()
     try:
         for _ in range(rounds):
             bare = _bare_p1(platform, count)
-            ours, counts = _ours_p1(platform, count)
+            ours, counts, per_run = _ours_p1(platform, count)
             bare_times.append(bare)
             ours_times.append(ours)
             ratios.append(ours / bare)
@@ -109,13 +134,14 @@ def p1(platform: Platform, count: int, rounds: int = 1) -> dict[str, Any]:
         "bare_s": statistics.median(bare_times),
         "succeeded": counts.get("succeeded", 0),
         "statuses": counts,
+        "transactions": per_run,
         "load": load_average(),
     }
     print(
         f"P1 {platform.backend}: {count} GET runs  bare {result['bare_s']:.1f}s "
         f"({count / result['bare_s']:.0f}/s)  ours {result['ours_s']:.1f}s "
         f"({count / result['ours_s']:.0f}/s)  ratio {result['ratio']:.2f}x (goal <= 1.25)  "
-        f"statuses {counts}  load {result['load']}"
+        f"statuses {counts}  {per_run}  load {result['load']}"
     )
     return result
 
