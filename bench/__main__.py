@@ -47,7 +47,8 @@ def row(results: dict[str, Any], label: str) -> str:
         f"| {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} | {commit()} | {label} | "
         f"{results['backend']} | "
         f"{p1['ratio']:.2f}× ({p1['count']} runs: {p1['count'] / p1['ours_s']:.0f}/s vs "
-        f"{p1['count'] / p1['bare_s']:.0f}/s; {p1['succeeded']} succeeded; load {p1['load']}) | "
+        f"{p1['count'] / p1['bare_s']:.0f}/s; {p1['succeeded']} succeeded; "
+        f"{p1['transactions'] + '; ' if p1['transactions'] else ''}load {p1['load']}) | "
         f"{p3['refresh_grants']} grants, {p3['failed']} failed of {p3['count']} "
         f"(load {p3['load']}) | {p4_text} |"
     )

@@ -139,6 +139,7 @@ def r2(platform: Platform, count: int, env: dict[str, str]) -> dict[str, Any]:
         "restart_accepted": accepted,
         "restart_statuses": counts,
         "failed": counts.get("failed", 0),
+        "lost": accepted - _terminal(counts),
         "failed_codes": platform.failed_codes(),
         "load": load_average(),
     }
@@ -146,7 +147,8 @@ def r2(platform: Platform, count: int, env: dict[str, str]) -> dict[str, Any]:
         f"R2 {platform.backend}: {count} queued, FLUSHDB  all complete after "
         f"{flush_seconds:.1f}s (goal <= 15) {flush_counts}\n"
         f"R2' {platform.backend}: Redis killed and restarted empty with runs in flight  "
-        f"{accepted} accepted, all terminal {restart_seconds:.1f}s after Redis was back  "
+        f"{accepted} accepted, terminal {restart_seconds:.1f}s after Redis was back  "
+        f"lost {result['lost']} (goal 0)  "
         f"failed {result['failed']} (goal 0) {result['failed_codes'] or ''} {counts}  "
         f"load {result['load']}"
     )
@@ -166,15 +168,27 @@ def _injector(platform: Platform, stop: threading.Event, stall: float) -> collec
         {"status": None, "delay_seconds": stall},
     ]
     injected: collections.Counter = collections.Counter()
-    last = control.counters().get("api_calls", 0)
+    # REST calls seen by the in-process simulator (its api_calls counter skips /limits).
+    state = platform.sim.state
+    seen = [0]
+    original = state.record_request
+
+    def counting(entry: dict[str, Any]) -> None:
+        if str(entry.get("path", "")).startswith("/services/data/v"):
+            seen[0] += 1
+        original(entry)
+
+    state.record_request = counting
+    last = 0
     while not stop.is_set():
-        calls = control.counters().get("api_calls", 0)
+        calls = seen[0]
         while calls - last >= 5:
             kind = kinds[sum(injected.values()) % len(kinds)]
             control.add_fault("/services/data/", count=1, host="instance", **kind)
             injected[str(kind.get("error_code", "stall"))] += 1
             last += 5
-        time.sleep(0.05)
+        time.sleep(0.02)
+    state.record_request = original
     return injected
 
 
