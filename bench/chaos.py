@@ -245,16 +245,21 @@ def r3(platform: Platform, count: int, env: dict[str, str], stall: float) -> dic
     return result
 
 
-def run_all(backend: str, quick: bool) -> dict[str, Any]:
+def run_all(
+    backend: str, quick: bool, only: tuple[str, ...] = ("r1", "r2", "r3")
+) -> dict[str, Any]:
     env = FAST_ENV if quick else {}
     sizes = {"r1": 30, "r2": 20, "r3": 20} if quick else {"r1": 300, "r2": 200, "r3": 60}
     results: dict[str, Any] = {"backend": backend}
-    with Platform(backend) as platform:
-        results["r1"] = r1(platform, sizes["r1"], env)
-    with Platform(backend) as platform:
-        results["r2"] = r2(platform, sizes["r2"], env)
-    with Platform(backend) as platform:
-        results["r3"] = r3(platform, sizes["r3"], env, 3.0 if quick else 30.0)
+    if "r1" in only:
+        with Platform(backend) as platform:
+            results["r1"] = r1(platform, sizes["r1"], env)
+    if "r2" in only:
+        with Platform(backend) as platform:
+            results["r2"] = r2(platform, sizes["r2"], env)
+    if "r3" in only:
+        with Platform(backend) as platform:
+            results["r3"] = r3(platform, sizes["r3"], env, 3.0 if quick else 30.0)
     return results
 
 
@@ -262,10 +267,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and short thresholds")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--only", action="append", choices=["r1", "r2", "r3"], help="repeatable")
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     for backend in backends:
-        run_all(backend, args.quick)
+        run_all(backend, args.quick, tuple(args.only or ("r1", "r2", "r3")))
 
 
 if __name__ == "__main__":
