@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,8 @@ def main() -> None:
     parser.add_argument("--record", action="store_true", help="write RESULTS.md even if quick")
     parser.add_argument("--label", default="", help="a word for the RESULTS.md row")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so every Platform stops its processes and drops its database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print("forcebot benchmarks (ratio = ours / bare baseline, measured in this run)")
     if not args.only_platform:
         templates.run()

@@ -13,7 +13,7 @@ port, the simulator over HTTP, real `forcebot web`/`worker`/`beat` processes) an
 - R3: N GET runs while about 20 % of the simulator's REST calls fail (an injector adds one
   one-shot fault per 5 calls, rotating 503 SERVER_UNAVAILABLE, 403 REQUEST_LIMIT_EXCEEDED
   "ConcurrentPerOrgLongTxn Limit exceeded." and a stall); every run must succeed. Plus runs of a
-  malformed SOQL query, which must fail with Salesforce's errorCode (MALFORMED_QUERY).
+  query of an unknown object, which must fail with Salesforce's errorCode (INVALID_TYPE).
 
 `--quick` uses small sizes and the short reconciler thresholds the tests use, and a 3 s stall
 instead of 30 s; the full sizes use production thresholds (that is what R2 measures).
@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -46,7 +48,7 @@ account: bench
 steps:
   - id: q
     action: salesforce.query
-    soql: "SELEC Id FRM Case"
+    soql: "SELECT Id FROM NoSuchObject__c"
 """
 
 TERMINAL = ("succeeded", "failed", "cancelled", "outcome_unknown")
@@ -269,6 +271,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--only", action="append", choices=["r1", "r2", "r3"], help="repeatable")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so every Platform stops its processes and drops its database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     for backend in backends:
         run_all(backend, args.quick, tuple(args.only or ("r1", "r2", "r3")))

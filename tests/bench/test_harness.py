@@ -54,7 +54,9 @@ def test_r1_worker_killed_three_times_loses_nothing(bench_platform: Platform) ->
     result = chaos.r1(bench_platform, 12, chaos.FAST_ENV)
     assert result["lost"] == 0
     assert result["succeeded"] + result["outcome_unknown"] + result["failed"] == 12
-    assert result["failed"] == 0
+    assert result["duplicates"] == 0
+    # A create cut off mid-call may be failed as outcome_unknown (honest), never anything else.
+    assert set(result["failed_codes"]) <= {"outcome_unknown"}
 
 
 def test_r2_flush_and_empty_restart_complete_every_run(bench_platform: Platform) -> None:
@@ -74,4 +76,4 @@ def test_r3_faults_are_retried_and_400s_fail_with_the_error_code(bench_platform:
     assert sum(result["injected"].values()) >= 1
     assert result["get_statuses"] == {"succeeded": 10}
     assert result["lost"] == 0
-    assert set(result["failed_codes"]) == {"bench-bad-query:MALFORMED_QUERY"}
+    assert set(result["failed_codes"]) == {"bench-bad-query:INVALID_TYPE"}
