@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint fmt migrate bench typecheck clean chromium
+.PHONY: up test lint fmt migrate bench chaos typecheck clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,8 +32,13 @@ fmt: $(STAMP)
 migrate: $(STAMP)
 	$(VENV)/bin/forcebot db upgrade
 
+# P1/P3/P4 and chaos use a throwaway database on PostgreSQL at 127.0.0.1:5432 as well as SQLite
+# (FORCEBOT_BENCH_DATABASE_URL names another server); `wrk` is needed for P4 (apt-get install wrk).
 bench: $(STAMP)
 	$(PY) -m bench
+
+chaos: $(STAMP)
+	$(PY) -m bench.chaos
 
 # Browser tests drive Debian's Chromium; there is no browser download.
 chromium:
