@@ -19,11 +19,17 @@ MAX_LIMIT = 1000
 class RecordFilter(Query):
     account_id: int | None = Field(None, ge=1, le=2**31 - 1)
     sync_id: int | None = Field(None, ge=1, le=2**31 - 1)
-    changed_after: datetime | None = Field(None, description="ISO 8601 with its offset")
+    # Text parsed by datetime.fromisoformat, not pydantic's datetime: that one also takes a
+    # bare number as a Unix time, which the document's `date-time` format does not allow.
+    changed_after: str | None = Field(
+        None, description="ISO 8601 with its offset", json_schema_extra={"format": "date-time"}
+    )
     include_deleted: bool = False
     id: str | None = Field(None, min_length=1, max_length=18, description="one Salesforce Id")
     limit: int = Field(100, ge=1, le=MAX_LIMIT)
-    cursor: str | None = Field(None, min_length=1, description="next_cursor of the previous page")
+    cursor: str | None = Field(
+        None, pattern=r"^c[0-9]{1,18}$", description="next_cursor of the previous page"
+    )
 
     @field_validator("cursor")
     @classmethod
@@ -34,8 +40,14 @@ class RecordFilter(Query):
 
     @field_validator("changed_after")
     @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+    def _aware(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("expected an ISO 8601 time such as 2026-12-01T09:00:00Z") from None
+        if parsed.tzinfo is None:
             raise ValueError("give the time with its offset (Z or +01:00)")
         return value
 
@@ -77,7 +89,7 @@ def list_records(obj: str, *, query: RecordFilter) -> Any:
         obj,
         account_id=query.account_id,
         sync_id=query.sync_id,
-        changed_after=query.changed_after,
+        changed_after=datetime.fromisoformat(query.changed_after) if query.changed_after else None,
         include_deleted=query.include_deleted,
         record_id=query.id,
         after_seq=after,

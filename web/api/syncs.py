@@ -69,13 +69,15 @@ def _enqueue(run_id: int) -> None:
 
 
 def _definition(model: type[Any]) -> Any:
-    """The raw JSON object: `shared.syncs` validates it so that pydantic's type problems and
-    the database and describe checks come back in one 422."""
+    """The raw JSON object, for `shared.syncs` to check against the database and describe.
+
+    The registry has already refused a body of the wrong shape (422 listing every problem, the
+    same models), so the document and the server agree on what a valid body is."""
     return json_body()
 
 
-@operation(api, "POST", "/syncs", "Define a sync", response=SyncOut, status=201)
-def create_sync() -> Any:
+@operation(api, "POST", "/syncs", "Define a sync", body=SyncBody, response=SyncOut, status=201)
+def create_sync(*, body: SyncBody) -> Any:
     session = db()
     body = _definition(SyncBody)
     session.commit()  # no transaction stays open while Salesforce answers describe (SQLite)
@@ -102,8 +104,8 @@ def get_sync(id: int) -> Any:  # noqa: A002 - SPEC's /syncs/<id>
     return syncs.sync_to_dict(db(), get_or_404(Sync, id, f"sync {id}"))
 
 
-@operation(api, "PATCH", "/syncs/<int:id>", "Change a sync", response=SyncOut)
-def patch_sync(id: int) -> Any:  # noqa: A002
+@operation(api, "PATCH", "/syncs/<int:id>", "Change a sync", body=SyncPatch, response=SyncOut)
+def patch_sync(id: int, *, body: SyncPatch) -> Any:  # noqa: A002
     session = db()
     sync = get_or_404(Sync, id, f"sync {id}")
     body = _definition(SyncPatch)
