@@ -57,6 +57,24 @@ def test_refresh_due_refreshes_expiring_and_day_old_accounts_only(
     assert sim.control.counters()["refresh_grants"] == 2
 
 
+def test_refresh_due_skips_a_fresh_fifteen_minute_token(settings, runtime, linked_account):
+    """A 15-minute session is not "within 20 minutes" of expiry the moment it is issued."""
+    from worker.tasks.accounts import refresh_due
+
+    short = linked_account(name="short", service_name="s1")
+    ending = linked_account(name="ending", service_name="s2")
+    with runtime.Session.begin() as session:
+        fresh = session.get(Account, short)  # just refreshed: 14 of its 15 minutes left
+        fresh.token_issued_at = fresh.last_refresh_at = utcnow() - timedelta(minutes=1)
+        fresh.token_expires_at = utcnow() + timedelta(minutes=14)
+        late = session.get(Account, ending)  # 15-minute token with 3 minutes left: due
+        late.token_issued_at = late.last_refresh_at = utcnow() - timedelta(minutes=12)
+        late.token_expires_at = utcnow() + timedelta(minutes=3)
+    configure(settings, runtime)
+
+    assert refresh_due() == 1
+
+
 def test_refresh_failure_is_recorded_as_health(sim, settings, runtime, linked_account, worker):
     account_id = linked_account()
     sim.control.revoke_refresh_tokens()
