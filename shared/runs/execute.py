@@ -543,6 +543,10 @@ def finish_run(runtime: Runtime, claim: Claim, outcome: Outcome) -> Outcome:
         run.error = outcome.error if outcome.status != SUCCEEDED else None
         run.progress = progress or None
         webhooks.run_event(session, run)  # run.succeeded / run.failed, in this transaction
+        if run.trigger == "sync" and run.sync_id is not None:
+            # sync.finished with the run's counts, in the same transaction as the outcome:
+            # exactly one per finished sync run (a finish that does not commit emits nothing).
+            webhooks.sync_event(session, run.sync_id, run.id, run.status, _sync_counts(progress))
         session.execute(
             update(Attempt)
             .where(Attempt.id == claim.attempt_id)
@@ -556,3 +560,12 @@ def finish_run(runtime: Runtime, claim: Claim, outcome: Outcome) -> Outcome:
         (outcome.error or {}).get("code", "-"),
     )
     return outcome
+
+
+_SYNC_COUNT_KEYS = ("pages", "records", "total_size", "created", "updated", "deleted", "api")
+
+
+def _sync_counts(progress: dict[str, Any] | None) -> dict[str, Any]:
+    """The counts a sync run keeps in its progress (the rest of progress is bookkeeping)."""
+    progress = progress or {}
+    return {key: progress[key] for key in _SYNC_COUNT_KEYS if key in progress}

@@ -252,3 +252,43 @@ def test_needs_reauth_is_one_event_even_if_the_worker_is_killed_before_delivery(
         beat.stop()
     types = sorted(json.loads(r["body"])["type"] for r in receiver.requests)
     assert types == ["account.needs_reauth", "run.failed"]
+
+
+def test_a_finished_sync_is_one_sync_finished_event_with_its_counts(
+    runtime, api, sim, linked_account, delivering, receiver
+):
+    """sync.finished is written with the sync run's outcome and carries its counts."""
+    account_id = linked_account()
+    for n in range(30):
+        sim.control.create_record("Contact", {"LastName": f"Hook{n}", "Email": f"h{n}@x.example"})
+    webhook_id, _ = subscribe(runtime, receiver.url + "/hook", ["sync.finished"])
+    created = api.post(
+        "/syncs",
+        json={"name": "hooked", "account_id": account_id, "object": "Contact", "fields": ["Email"]},
+    )
+    assert created.status_code == 201, created.get_json()
+    sync_id = created.get_json()["id"]
+    started = api.post(f"/syncs/{sync_id}/runs", json={})
+    assert started.status_code == 202, started.get_json()
+    run_id = started.get_json()["id"]
+    wait_status(runtime, run_id, "succeeded", timeout=120)
+    poll(
+        lambda: (
+            deliveries(runtime, webhook_id) and deliveries(runtime, webhook_id)[0][1] == "delivered"
+        ),
+        60,
+        0.2,
+        message="sync.finished delivered",
+    )
+    assert [d[:2] for d in deliveries(runtime, webhook_id)] == [("sync.finished", "delivered")]
+    body = json.loads(receiver.requests[-1]["body"])
+    sync = body["data"]["sync"]
+    assert (sync["id"], sync["run_id"], sync["status"]) == (sync_id, run_id, "succeeded")
+    assert sync["counts"]["records"] >= 30 and sync["counts"]["created"] >= 30
+    with runtime.Session() as session:
+        events = session.scalar(
+            select(func.count())
+            .select_from(WebhookEvent)
+            .where(WebhookEvent.type == "sync.finished")
+        )
+    assert events == 1
