@@ -202,7 +202,13 @@ def import_package(
 
         try:
             synced = import_syncs(
-                session, list(package["syncs"]), account=account, update=update, dry_run=dry_run
+                session,
+                list(package["syncs"]),
+                account=account,
+                update=update,
+                dry_run=dry_run,
+                # a dry run saved none of them, yet an on_change may name one
+                package_behaviors=frozenset(name for name, _, _ in prepared),
             )
         except SyncInvalid as exc:
             raise DefinitionInvalid(exc.problems) from None

@@ -85,7 +85,7 @@ def test_import_changes_nothing_until_confirmed(live_server: Any, admin_page: An
     with runtime.Session() as session:
         assert session.scalar(select(func.count()).select_from(Behavior)) == 0
     page.click("#confirm-create")
-    page.wait_for_selector("text=4 created")
+    page.wait_for_selector("text=5 created")
 
     # The same package for another account: the preview shows the diff, and keeps everything.
     page.goto(live_server.url + "/behaviors/import")
@@ -105,7 +105,7 @@ def test_import_changes_nothing_until_confirmed(live_server: Any, admin_page: An
     page.select_option("#account", "other")
     page.click("text=Check the bundled Salesforce Bot package")
     page.click("#confirm-update")
-    page.wait_for_selector("text=4 updated")
+    page.wait_for_selector("text=5 updated")
     assert _account_of(runtime, "create-lead") == (2, "other")
 
 

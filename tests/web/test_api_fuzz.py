@@ -155,6 +155,8 @@ SERVICE_FIELDS = [
 SCHEDULE_FIELDS = ["name", "behavior", "cron", "every_seconds", "timezone", "payload", "enabled"]
 VALID_SERVICE = {"name": "svc-x", "client_id": "abc", "client_secret": "def"}
 WEBHOOK_FIELDS = ["url", "events", "enabled", "description"]
+SYNC_FIELDS = ["name", "account_id", "object", "fields", "cron", "every_seconds", "timezone",
+               "enabled", "api", "bulk_threshold", "lookback_seconds", "on_change"]  # fmt: skip
 VALID_WEBHOOK = {"url": "https://hooks.example.com/x", "events": ["run.failed"]}
 
 
@@ -193,6 +195,11 @@ def body_routes(target: Target) -> dict[tuple[str, str], tuple[list[str], dict[s
         ("post", "/runs/<int:id>/retry"): ([], {}),
         ("post", "/runs/<int:id>/cancel"): ([], {}),
         ("post", "/runs/<int:id>/replay"): ([], {}),
+        # Syncs need a linked account's describe to accept a body; their bodies are fuzzed by
+        # the schemathesis test against a live app with a linked simulator account.
+        ("post", "/syncs"): (SYNC_FIELDS, {}),
+        ("patch", "/syncs/<int:id>"): (SYNC_FIELDS, {}),
+        ("post", "/syncs/<int:id>/runs"): (["full"], {}),
         ("post", "/webhooks"): (WEBHOOK_FIELDS, VALID_WEBHOOK),
         ("patch", "/webhooks/<int:webhook_id>"): (WEBHOOK_FIELDS, {"enabled": False}),
         ("post", "/webhooks/<int:webhook_id>/test"): ([], {}),

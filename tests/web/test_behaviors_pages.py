@@ -90,9 +90,9 @@ def test_import_bundled_package_and_delete(
     response = client.post("/behaviors/import", data={**form, "confirm": "create"})
     assert response.status_code == 200, response.get_data(as_text=True)
     page = response.get_data(as_text=True)
-    assert "4 created, 0 updated, 0 unchanged" in page
+    assert "5 created, 0 updated, 0 unchanged" in page
     with runtime.Session() as session:
-        assert session.scalar(select(func.count()).select_from(Behavior)) == 4
+        assert session.scalar(select(func.count()).select_from(Behavior)) == 5
 
     response = client.post("/behaviors/create-lead/delete", data={"csrf_token": token})
     assert response.status_code == 302
