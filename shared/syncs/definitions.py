@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -35,23 +35,32 @@ DESCRIBE_TTL = 600
 Describe = Callable[[int, str], "dict[str, str] | None"]
 
 
+# Every string is constrained so that the document states what the server accepts: no NUL
+# (PostgreSQL refuses it in text), ids within an INTEGER column.
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$"
+_API_NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
+_TEXT = r"^[^\x00]*$"
+_MAX_INT = 2**31 - 1
+FieldName = Annotated[str, Field(min_length=1, max_length=80, pattern=_API_NAME)]
+
+
 class SyncBody(BaseModel):
     """POST /syncs."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.-]*$")
-    account_id: int
-    object: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
-    fields: list[str] = Field(default_factory=list, max_length=500)
-    cron: str | None = Field(default=None, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=_NAME)
+    account_id: int = Field(ge=1, le=_MAX_INT)
+    object: str = Field(min_length=1, max_length=80, pattern=_API_NAME)
+    fields: list[FieldName] = Field(default_factory=list, max_length=500)
+    cron: str | None = Field(default=None, max_length=100, pattern=_TEXT)
     every_seconds: int | None = Field(default=None, ge=60, le=31 * 24 * 3600)
-    timezone: str = Field(default="UTC", max_length=64)
+    timezone: str = Field(default="UTC", max_length=64, pattern=_TEXT)
     enabled: bool = True
     api: Literal["auto", "rest", "bulk"] = "auto"
-    bulk_threshold: int = Field(default=50000, ge=1)
+    bulk_threshold: int = Field(default=50000, ge=1, le=_MAX_INT)
     lookback_seconds: int = Field(default=0, ge=0, le=7 * 24 * 3600)
-    on_change: str | None = Field(default=None, max_length=100)
+    on_change: str | None = Field(default=None, max_length=100, pattern=_TEXT)
 
 
 class SyncPatch(BaseModel):
@@ -59,18 +68,18 @@ class SyncPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    account_id: int | None = None
-    object: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=80)
-    fields: list[str] | None = Field(default=None, max_length=500)
-    cron: str | None = Field(default=None, max_length=100)
+    name: str | None = Field(default=None, min_length=1, max_length=100, pattern=_NAME)
+    account_id: int | None = Field(default=None, ge=1, le=_MAX_INT)
+    object: str | None = Field(default=None, pattern=_API_NAME, max_length=80)
+    fields: list[FieldName] | None = Field(default=None, max_length=500)
+    cron: str | None = Field(default=None, max_length=100, pattern=_TEXT)
     every_seconds: int | None = Field(default=None, ge=60, le=31 * 24 * 3600)
-    timezone: str | None = Field(default=None, max_length=64)
+    timezone: str | None = Field(default=None, max_length=64, pattern=_TEXT)
     enabled: bool | None = None
     api: Literal["auto", "rest", "bulk"] | None = None
-    bulk_threshold: int | None = Field(default=None, ge=1)
+    bulk_threshold: int | None = Field(default=None, ge=1, le=_MAX_INT)
     lookback_seconds: int | None = Field(default=None, ge=0, le=7 * 24 * 3600)
-    on_change: str | None = Field(default=None, max_length=100)
+    on_change: str | None = Field(default=None, max_length=100, pattern=_TEXT)
 
 
 class DefinitionInvalid(Exception):
