@@ -184,7 +184,11 @@ def test_error_message_form_points_at_row_and_column(rest):
 
 
 def _midday(control) -> dt.datetime:
-    """Move the simulator's clock to the next 12:00 UTC; return that instant."""
+    """Move the simulator's clock to the next 12:00 UTC; return that instant.
+
+    That can be almost a day ahead (after 12:00 UTC), longer than a session lasts, so the
+    test's token is made to outlive the jump."""
+    control.set_session_timeout(3 * 24 * 3600)
     now = soql.parse_datetime(control.info()["now"])
     target = now.replace(hour=12, minute=0, second=0, microsecond=0)
     if target <= now:
