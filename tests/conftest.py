@@ -97,6 +97,21 @@ def database_url(
 
 
 def clean_database(url: str) -> None:
+    # The session's shared worker may still be finishing work a previous test queued (e.g. a
+    # sync's on_change runs); TRUNCATE can then deadlock with its inserts. PostgreSQL aborts
+    # one side, so try again rather than fail the next test's setup.
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(5):
+        try:
+            _clean_database(url)
+            return
+        except OperationalError as exc:
+            if "deadlock" not in str(exc) or attempt == 4:
+                raise
+
+
+def _clean_database(url: str) -> None:
     engine = create_engine(make_url(url))
     try:
         with engine.begin() as conn:
