@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+import textwrap
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from shared import runs
+from shared.behaviors.registry import unregister
 from shared.behaviors.store import save_behavior
 from shared.models import Run
 from tests.conftest import ChildProcess, poll, settings_env
@@ -110,3 +116,22 @@ def statuses(runtime: Any) -> dict[str, int]:
         for status in session.scalars(select(Run.status)):
             counts[status] = counts.get(status, 0) + 1
         return counts
+
+
+@contextmanager
+def python_behavior_module(
+    directory: Path, module: str, source: str, *names: str
+) -> Iterator[Path]:
+    """Write `source` as `module` in `directory`, import it here (this process validates
+    payloads at trigger time), and unregister its behaviors `names` afterwards; a worker
+    started with `FORCEBOT_BEHAVIOR_MODULES=module` and `PYTHONPATH=directory` loads it too."""
+    (directory / f"{module}.py").write_text(textwrap.dedent(source))
+    sys.path.insert(0, str(directory))
+    importlib.import_module(module)
+    try:
+        yield directory
+    finally:
+        sys.path.remove(str(directory))
+        sys.modules.pop(module, None)
+        for name in names:
+            unregister(name)

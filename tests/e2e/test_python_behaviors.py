@@ -3,20 +3,16 @@ account that needs re-authorization."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-import textwrap
-
 import pytest
 from sqlalchemy import select
 
-from shared.behaviors.registry import unregister
 from shared.models import Account, HttpExchange
 from tests.conftest import ROOT
 
 from .runs_support import (  # noqa: F401 - fixtures
     FAST_ENV,
     no_default_worker_fixture,
+    python_behavior_module,
     run_dict,
     save,
     trigger,
@@ -47,13 +43,8 @@ def create_contact(ctx):
 
 @pytest.fixture
 def behavior_module(tmp_path):
-    (tmp_path / f"{MODULE}.py").write_text(textwrap.dedent(SOURCE))
-    sys.path.insert(0, str(tmp_path))
-    importlib.import_module(MODULE)  # this process validates payloads at trigger time
-    yield tmp_path
-    sys.path.remove(str(tmp_path))
-    sys.modules.pop(MODULE, None)
-    unregister("python-create-contact")
+    with python_behavior_module(tmp_path, MODULE, SOURCE, "python-create-contact") as directory:
+        yield directory
 
 
 def test_python_behavior_runs_in_a_worker_with_records(

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-import textwrap
-
 import pytest
 from sqlalchemy import select
 
-from shared.behaviors.registry import unregister
 from shared.models import Run
 from tests.conftest import ROOT, poll
 
@@ -18,6 +13,7 @@ from .runs_support import (  # noqa: F401 - fixtures
     NOOP_BEHAVIOR,
     beat_fixture,
     no_default_worker_fixture,
+    python_behavior_module,
     save,
     statuses,
     trigger,
@@ -40,13 +36,8 @@ def kill(ctx):
 
 @pytest.fixture
 def killer_module(tmp_path):
-    (tmp_path / f"{MODULE}.py").write_text(textwrap.dedent(SOURCE))
-    sys.path.insert(0, str(tmp_path))
-    importlib.import_module(MODULE)  # this process validates payloads at trigger time
-    yield tmp_path
-    sys.path.remove(str(tmp_path))
-    sys.modules.pop(MODULE, None)
-    unregister("kill-my-worker")
+    with python_behavior_module(tmp_path, MODULE, SOURCE, "kill-my-worker") as directory:
+        yield directory
 
 
 def test_a_run_that_kills_its_worker_fails_after_n_resumptions(

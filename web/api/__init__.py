@@ -53,9 +53,9 @@ def _unexpected(exc: Exception) -> Any:
 
 @operation(api, "GET", "/openapi.json", "This document")
 def openapi_json() -> Any:
-    from .openapi import build_spec
+    from .contract import build_document
 
-    return build_spec()
+    return build_document()
 
 
 # The route modules add themselves to `api` when imported.
