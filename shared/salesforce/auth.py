@@ -109,13 +109,26 @@ class TokenState:
 
     def due(self, now: datetime | None = None) -> bool:
         """Due for the beat task: near expiry, or not refreshed for a day."""
-        now = now or utcnow()
-        last = self.last_refresh_at or self.token_issued_at
-        return (
-            self.expiring(DUE_MARGIN, now, share=DUE_SHARE)
-            or last is None
-            or now - _aware(last) > DAILY_REFRESH
+        return refresh_is_due(
+            self.expires_at, self.token_issued_at, self.last_refresh_at, now or utcnow()
         )
+
+
+def refresh_is_due(
+    expires_at: datetime | None,
+    issued_at: datetime | None,
+    last_refresh_at: datetime | None,
+    now: datetime,
+) -> bool:
+    """The beat's rule: expiring within min(DUE_MARGIN, DUE_SHARE of the token's lifetime),
+    or not refreshed for DAILY_REFRESH (idle refresh tokens can expire)."""
+    last = last_refresh_at or issued_at
+    if expires_at is None or last is None or now - _aware(last) > DAILY_REFRESH:
+        return True
+    expires, margin = _aware(expires_at), DUE_MARGIN
+    if issued_at is not None and expires > _aware(issued_at):
+        margin = min(DUE_MARGIN, (expires - _aware(issued_at)) * DUE_SHARE)
+    return expires - now < margin
 
 
 def _aware(value: datetime) -> datetime:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from celery import Task
 from sqlalchemy import or_, select
@@ -13,7 +12,7 @@ from sqlalchemy import or_, select
 from shared.models import Account, utcnow
 from shared.models.accounts import ACTIVE
 from shared.salesforce import SalesforceClient, SalesforceError
-from shared.salesforce.auth import DAILY_REFRESH, DUE_MARGIN, DUE_SHARE, refresh_account
+from shared.salesforce.auth import DAILY_REFRESH, DUE_MARGIN, refresh_account, refresh_is_due
 
 from ..beat import register
 from ..celery_app import celery, runtime
@@ -33,9 +32,8 @@ def check_key(request_id: str) -> str:
 def refresh_due() -> int:
     """Queue a refresh for accounts near expiry or not refreshed for a day.
 
-    "Near expiry" is the same rule as `TokenState.due`: within 20 minutes, or within a third
-    of the token's lifetime when that is shorter, so a 15-minute session is not queued on
-    every tick. The SQL picks candidates by the flat margin; the share is applied here.
+    "Near expiry" is `refresh_is_due`, the rule `TokenState.due` uses too: a 15-minute session
+    is not queued on every tick. The SQL picks candidates by the flat margin; the rule filters.
     """
     now = utcnow()
     stale = now - DAILY_REFRESH
@@ -56,26 +54,15 @@ def refresh_due() -> int:
                 ),
             )
         ).all()
-    ids = [row.id for row in rows if _due(row, now)]
+    ids = [
+        row.id
+        for row in rows
+        if refresh_is_due(row.token_expires_at, row.token_issued_at, row.last_refresh_at, now)
+    ]
     for account_id in ids:
         # Two beats may queue the same account; the refresh re-checks under the lock.
         refresh.apply_async(args=[account_id], expires=timedelta(minutes=5).total_seconds())
     return len(ids)
-
-
-def _due(row: Any, now: datetime) -> bool:
-    last = row.last_refresh_at or row.token_issued_at
-    if row.token_expires_at is None or last is None or now - _aware(last) > DAILY_REFRESH:
-        return True
-    expires = _aware(row.token_expires_at)
-    margin = DUE_MARGIN
-    if row.token_issued_at is not None and expires > _aware(row.token_issued_at):
-        margin = min(DUE_MARGIN, (expires - _aware(row.token_issued_at)) * DUE_SHARE)
-    return expires - now < margin
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @celery.task(name="worker.accounts.refresh")
