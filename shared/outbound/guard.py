@@ -154,6 +154,11 @@ class AllowList:
     def allows_host(self, host: str) -> bool:
         return host.lower().rstrip(".") in self.hosts
 
+    def lists_exactly(self, address: IPAddress) -> bool:
+        """The address is an entry of its own (a /32 or /128), not just inside a range."""
+        return any(n.num_addresses == 1 and address in n for n in self.networks
+                   if address.version == n.version)  # fmt: skip
+
     def allows_address(self, address: IPAddress) -> bool:
         candidates = [address]
         if isinstance(address, ipaddress.IPv6Address):
@@ -243,14 +248,24 @@ def check_url(url: str, policy: Policy) -> Target:
             addresses.append(parsed)
     if not addresses:
         raise Refused("unresolvable", f"{host}: no address")
+    # Loopback receivers are named as such (localhost, 127.0.0.1, [::1]): a public-looking
+    # name that resolves to loopback is refused like any other rebinding to this host.
+    named_loopback = host.lower() == "localhost" or (
+        numeric is not None and address_rule(numeric) == "loopback"
+    )
     classes: list[str] = []
     for address in addresses:
         rule = address_rule(address)
+        if rule == "metadata" and not policy.allow.lists_exactly(address):
+            # A broad entry (a host name, 169.254.0.0/16, 0.0.0.0/0) never opens the metadata
+            # service; only that exact address listed on its own does.
+            shown = host if str(address) == host else f"{host} resolves to {address}"
+            raise Refused(rule, f"{shown}: a metadata address")
         if host_allowed or policy.allow.allows_address(address):
             classes.append("allowed")
         elif rule is None:
             classes.append("public")
-        elif rule == "loopback" and policy.allow_loopback:
+        elif rule == "loopback" and policy.allow_loopback and named_loopback:
             classes.append("loopback")
         else:
             shown = host if str(address) == host else f"{host} resolves to {address}"

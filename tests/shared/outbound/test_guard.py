@@ -178,6 +178,30 @@ def test_loopback_allowed_for_webhooks_only_when_asked():
     assert info.value.rule == "private"
 
 
+def test_webhook_loopback_is_only_for_hosts_named_as_loopback():
+    """A public-looking name whose DNS answers 127.0.0.1 is not a "local receiver"."""
+    to_loopback = Policy(allow_loopback=True, resolver=lambda host, port: ["127.0.0.1"])
+    with pytest.raises(Refused) as info:
+        check_url("https://attacker.test:6379/", to_loopback)
+    assert info.value.rule == "loopback"
+    to_v6 = Policy(allow_loopback=True, resolver=lambda host, port: ["::1"])
+    with pytest.raises(Refused):
+        check_url("https://attacker.test/", to_v6)
+    assert check_url("http://localhost:9/", to_loopback).host_class == "loopback"
+    assert check_url("http://[::1]:9/", to_v6).host_class == "loopback"
+
+
+@pytest.mark.parametrize("entry", ["0.0.0.0/0", "169.254.0.0/16", "::/0", "meta.test"], ids=str)
+def test_a_broad_allow_list_entry_never_opens_the_metadata_service(entry):
+    resolver = lambda host, port: ["169.254.169.254"]  # noqa: E731
+    policy = Policy(allow=AllowList.parse([entry]), resolver=resolver)
+    with pytest.raises(Refused) as info:
+        check_url("https://meta.test/latest/", policy)
+    assert info.value.rule == "metadata"
+    exact = Policy(allow=AllowList.parse(["169.254.169.254"]), resolver=resolver)
+    assert check_url("https://meta.test/latest/", exact).host_class == "allowed"
+
+
 def test_resolver_failure_is_refused():
     def fail(host, port):
         raise socket.gaierror("Name or service not known")
