@@ -31,6 +31,7 @@ import requests
 
 from shared.salesforce.errors import RateLimited, SalesforceError, ServerError, parse_retry_after
 from shared.salesforce.http import OnExchange, send
+from shared.salesforce.redact import redact_url
 from shared.salesforce.retry import call_with_retries
 
 from .guard import Policy, Refused, check_url
@@ -204,7 +205,7 @@ class OutboundClient:
             self._count("refused", exc.rule)
             if self.on_exchange is not None:
                 self.on_exchange(
-                    {"method": method, "url": url, "status": None, "error": exc.message}
+                    {"method": method, "url": redact_url(url), "status": None, "error": exc.message}
                 )
             raise
         kwargs: dict[str, Any] = {"headers": headers or None, "params": params}

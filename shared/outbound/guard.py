@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from shared.salesforce.redact import redact_url
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Sequence[str]]
@@ -220,14 +222,16 @@ def check_url(url: str, policy: Policy) -> Target:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise Refused("scheme", f"{url!r}: only https (or http to allowed hosts) is supported")
+        raise Refused(
+            "scheme", f"{redact_url(url)!r}: only https (or http to allowed hosts) is supported"
+        )
     try:
         host = parts.hostname
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
-        raise Refused("no_host", f"{url!r}: {exc}") from None
+        raise Refused("no_host", f"{redact_url(url)!r}: {exc}") from None
     if not host:
-        raise Refused("no_host", f"{url!r}: the URL has no host")
+        raise Refused("no_host", f"{redact_url(url)!r}: the URL has no host")
     host = host.rstrip(".") or host
     numeric = parse_numeric_host(host)
     host_allowed = policy.allow.allows_host(host)

@@ -128,7 +128,7 @@ def attempt(runtime: Any, delivery_id: int, *, client_for: Callable[[], Any] | N
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
     except outbound.Refused as exc:
-        error = exc.message
+        error = redact_text(exc.message)
     except SalesforceError as exc:  # timeouts, connection errors, 429/5xx from the client
         status_code = exc.status
         retry_after = exc.retry_after

@@ -225,3 +225,9 @@ def test_allow_hosts_setting_parses(tmp_path):
         "FORCEBOT_HTTP_ALLOW_HOSTS": " hooks.internal , 10.0.0.0/8,::1 ",
     }
     assert Settings.from_env(env).http_allow_hosts == ("hooks.internal", "10.0.0.0/8", "::1")
+
+
+def test_a_refused_url_is_named_with_its_secrets_redacted():
+    with pytest.raises(Refused) as info:
+        check_url("ftp://files.test/x?access_token=00Dxx!secret", Policy(resolver=_no_dns))
+    assert "00Dxx!secret" not in info.value.message and "files.test" in info.value.message
