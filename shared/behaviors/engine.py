@@ -47,6 +47,7 @@ from jinja2 import TemplateError
 from jinja2.sandbox import SecurityError
 
 from shared.salesforce import errors
+from shared.salesforce.http import StopSending
 
 from . import templates
 from .actions import (
@@ -146,7 +147,7 @@ class Cancelled(Exception):
     """A cancel was requested; raised at the next step boundary."""
 
 
-class ClaimLost(Exception):
+class ClaimLost(StopSending):
     """The recorder refused a write: another worker owns the run now (we were judged dead).
 
     Raised by the recorder and passed through untouched: this execution stops at once and

@@ -19,6 +19,14 @@ log = logging.getLogger("forcebot.salesforce")
 OnExchange = Callable[[dict[str, Any]], None]
 
 
+class StopSending(Exception):  # noqa: N818 - a signal, not an error of the call
+    """Raised by an `on_exchange` callback to stop its caller: the work is no longer ours.
+
+    Every other bookkeeping failure is logged and the response returned; this one propagates,
+    so that a worker that lost its run sends nothing more after the request in flight.
+    """
+
+
 def is_loopback(host: str | None) -> bool:
     if not host:
         return False
@@ -83,6 +91,8 @@ def send(
             # Bookkeeping never replaces the response (or the error) it describes.
             try:
                 on_exchange(_summary(method, url, kwargs, response, error, started))
+            except StopSending:
+                raise
             except Exception:  # noqa: BLE001
                 log.warning("exchange not recorded: %s %s", method, redact_url(url), exc_info=True)
 
