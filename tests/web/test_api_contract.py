@@ -219,15 +219,8 @@ def test_document_passes_an_openapi_31_validator(spec: dict[str, Any]) -> None:
     assert errors == []
 
 
-# Routes still described with the deprecated openapi.document() (until they move to
-# contract.operation); everything else comes from the registry.
-HAND_DOCUMENTED = ("/schedules",)
-
-
 def test_every_operation_has_an_id_and_documents_its_errors(spec: dict[str, Any]) -> None:
     for path, item in spec["paths"].items():
-        if path.startswith(HAND_DOCUMENTED):
-            continue
         for method, op in item.items():
             assert op["operationId"], (method, path)
             assert "401" in op["responses"], (method, path)
