@@ -4,9 +4,12 @@ Guarantees. Each delivery is sent at least once while its subscription is enable
 attempts last; a worker that dies after sending but before recording the answer leaves the
 claim to expire (`LEASE_SECONDS`) and the delivery is sent again, so receivers should
 de-duplicate on the body's `id`. Within one subscription, deliveries with the same
-`order_key` (one run, one account, one sync) are attempted strictly one at a time, oldest
-first: only the oldest pending delivery of such a chain is ever due, so a later event waits
-behind an earlier one that is still retrying. A delivery that used all its attempts is marked
+`order_key` (one run, one account, one sync) are attempted one at a time, oldest first: only
+the oldest pending delivery of such a chain is ever due, so a later event waits behind an
+earlier one that is still retrying. One exception: the timeout bounds each read, not the
+whole exchange, so a receiver that trickles its answer for longer than `LEASE_SECONDS` can
+see the same delivery sent again (and its result recorded twice) while the first send is
+still open — another reason to de-duplicate on `id`. A delivery that used all its attempts is marked
 `failed` and the chain moves on. Deliveries of a disabled subscription are not attempted;
 they wait, in order, until it is enabled again (or deleted with it).
 
