@@ -9,7 +9,11 @@ the oldest pending delivery of such a chain is ever due, so a later event waits 
 earlier one that is still retrying. One exception: the timeout bounds each read, not the
 whole exchange, so a receiver that trickles its answer for longer than `LEASE_SECONDS` can
 see the same delivery sent again (and its result recorded twice) while the first send is
-still open — another reason to de-duplicate on `id`. A delivery that used all its attempts is marked
+still open — another reason to de-duplicate on `id`. The results of such an overlap are fenced
+on the claim: only the worker holding the current claim (its `claimed_until`) updates the
+delivery; the overtaken one records its attempt row, marked as not applied, and changes
+nothing else, so it can neither clear the new owner's claim nor finish the delivery under it.
+A delivery that used all its attempts is marked
 `failed` and the chain moves on. Deliveries of a disabled subscription are not attempted;
 they wait, in order, until it is enabled again (or deleted with it).
 
@@ -25,7 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -70,8 +74,10 @@ def due_ids(session: Any, now: Any, limit: int) -> list[int]:
     return list(session.scalars(query))
 
 
-def _claim(runtime: Any, delivery_id: int) -> bool:
+def _claim(runtime: Any, delivery_id: int) -> datetime | None:
+    """Claim a due delivery for LEASE_SECONDS; the claim's `claimed_until`, None if taken."""
     now = utcnow()
+    until = now + timedelta(seconds=LEASE_SECONDS)
     with runtime.Session.begin() as session:
         result = session.execute(
             update(WebhookDelivery)
@@ -80,10 +86,10 @@ def _claim(runtime: Any, delivery_id: int) -> bool:
                 WebhookDelivery.status == PENDING,
                 or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
             )
-            .values(claimed_until=now + timedelta(seconds=LEASE_SECONDS))
+            .values(claimed_until=until)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return until if result.rowcount else None  # type: ignore[attr-defined]
 
 
 def deliver_due(
@@ -97,13 +103,20 @@ def deliver_due(
         ids = due_ids(session, utcnow(), limit)
     delivered = 0
     for delivery_id in ids:
-        if _claim(runtime, delivery_id):
-            delivered += attempt(runtime, delivery_id, client_for=client_for)
+        claim = _claim(runtime, delivery_id)
+        if claim is not None:
+            delivered += attempt(runtime, delivery_id, claim, client_for=client_for)
     return delivered
 
 
-def attempt(runtime: Any, delivery_id: int, *, client_for: Callable[[], Any] | None = None) -> int:
-    """Send one claimed delivery and record the attempt; 1 when delivered."""
+def attempt(
+    runtime: Any,
+    delivery_id: int,
+    claim: datetime,
+    *,
+    client_for: Callable[[], Any] | None = None,
+) -> int:
+    """Send one delivery claimed until `claim` and record the attempt; 1 when delivered."""
     with runtime.Session() as session:
         delivery = session.get(WebhookDelivery, delivery_id)
         if delivery is None:
@@ -140,8 +153,25 @@ def attempt(runtime: Any, delivery_id: int, *, client_for: Callable[[], Any] | N
     ok = error is None
     now = utcnow()
     with runtime.Session.begin() as session:
-        delivery = session.get(WebhookDelivery, delivery_id)
+        delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
         if delivery is None:
+            return 0
+        if delivery.claimed_until != claim or delivery.status != PENDING:
+            # Overtaken: another worker claimed this delivery after our lease ran out.
+            note = (
+                "result not applied: the claim ran out during the send and another worker took over"
+            )
+            session.add(
+                WebhookAttempt(
+                    delivery_id=delivery_id,
+                    number=number,
+                    started_at=started_at,
+                    duration_ms=duration_ms,
+                    status_code=status_code,
+                    error=f"{error}; {note}" if error else note,
+                )
+            )
+            log.warning("webhook_delivery=%s attempt=%s overtaken: %s", delivery_id, number, note)
             return 0
         delivery.attempts = number
         delivery.claimed_until = None

@@ -18,6 +18,7 @@ class _Server(ThreadingHTTPServer):
         self.requests: list[dict[str, Any]] = []
         self.script: list[tuple[int, dict[str, str], bytes]] = []
         self.default: tuple[int, dict[str, str], bytes] = (200, {}, b'{"ok": true}')
+        self.on_request: Any = None  # called with the request, before it is answered
         super().__init__(address, _Handler)
 
     def get_request(self) -> Any:
@@ -37,6 +38,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.requests.append(
             {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
         )
+        if self.server.on_request is not None:
+            self.server.on_request(self.server.requests[-1])
         status, headers, payload = (
             self.server.script.pop(0) if self.server.script else self.server.default
         )
@@ -74,6 +77,10 @@ class Receiver:
     @property
     def connections(self) -> int:
         return self.server.connections
+
+    def before_answering(self, hook: Any) -> None:
+        """Run `hook(request)` while the client waits for the answer (a fault at that moment)."""
+        self.server.on_request = hook
 
     def answer(self, *responses: tuple[int, dict[str, str], bytes]) -> None:
         self.server.script.extend(responses)
