@@ -19,8 +19,9 @@ button{padding:.5rem 1.5rem;margin-right:1rem}</style></head>
 <p class="org">Organization: <strong id="org-name">{{ org_name }}</strong></p>
 <p class="user">Logged in as <strong id="username">{{ username }}</strong></p>
 <p><strong id="app-name">{{ app_name }}</strong> is asking to:</p>
-<ul id="scopes">{% for s in scopes %}<li data-scope="{{ s }}">{{ descriptions.get(s, s) }}</li>
-{% endfor %}</ul>
+<ul id="scopes">{% for line, names in scope_lines %}
+<li data-scope="{{ names|join(' ') }}">{{ line }}</li>{% endfor %}
+</ul>
 <form method="post" action="{{ action }}">
 <input type="hidden" name="request_id" value="{{ request_id }}">
 <button type=submit name=decision value=allow>Allow</button>
@@ -46,6 +47,21 @@ SCOPE_DESCRIPTIONS = {
     "web": "Provide access to your data via the Web (web)",
     "openid": "Access unique user identifiers (openid)",
 }
+
+
+def scope_lines(scopes: list[str]) -> list[tuple[str, list[str]]]:
+    """One consent line per description, naming every scope it covers, in request order.
+
+    Salesforce shows `refresh_token` and `offline_access` as one permission; listing it once
+    per scope would show the same sentence twice."""
+    lines: dict[str, list[str]] = {}
+    for scope in scopes:
+        names = lines.setdefault(SCOPE_DESCRIPTIONS.get(scope, scope), [])
+        if scope not in names:
+            names.append(scope)
+    return list(lines.items())
+
+
 ALWAYS_ALLOWED_SCOPES = {"id", "openid", "profile", "email", "address", "phone"}
 
 oauth_bp = Blueprint("oauth", __name__)
@@ -139,8 +155,7 @@ def authorize() -> Response:
             org_name=state.org_name,
             app_name=app.name,
             username=user.username,
-            scopes=scope.split(),
-            descriptions=SCOPE_DESCRIPTIONS,
+            scope_lines=scope_lines(scope.split()),
             request_id=request_id,
             action=request.path,
         )

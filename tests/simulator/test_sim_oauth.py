@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,6 +37,18 @@ def test_consent_page_shows_org_app_scopes_and_buttons(oauth, control):
     assert "<button type=submit name=decision value=allow>Allow</button>" in html
     assert "<button type=submit name=decision value=deny>Deny</button>" in html
     assert 'method="post"' in html
+
+
+def test_consent_page_lists_each_permission_once(oauth, control):
+    # refresh_token and offline_access are one permission on Salesforce's screen.
+    control.update_app(CLIENT_ID, auto_approve=False)
+    _, challenge = pkce_pair()
+    params = oauth.authorize_params(challenge, scope="api refresh_token offline_access")
+    html = oauth.authorize(**params).text
+    items = re.findall(r'<li data-scope="([^"]*)">([^<]*)</li>', html)
+    assert [names for names, _ in items] == ["api", "refresh_token offline_access"]
+    lines = [line for _, line in items]
+    assert len(lines) == len(set(lines)) == 2, lines
 
 
 def test_allow_redirects_with_code_and_state(oauth, control):
