@@ -19,6 +19,8 @@ from shared.behaviors.store import get_version, save_behavior
 from shared.models import Account, Behavior, Run, Service
 from tests.conftest import ROOT
 
+from .runs_support import fast_worker_fixture, no_default_worker_fixture  # noqa: F401 - fixtures
+
 PACKAGE = Path(ROOT) / "packages" / "salesforce-bot.yaml"
 
 
@@ -383,3 +385,107 @@ def test_a_dry_run_sends_reads_and_no_write(
     with runtime.Session() as session:
         answer = run_to_dict(load_run(session, run_id))
     assert answer["dry_run"] is True and answer["result"] == "000DRYRUN000000AAA"
+
+
+LIMITS = """\
+name: record-limits
+account: acme-prod
+steps:
+  - id: limits
+    action: http.request
+    method: GET
+    url: /services/data/v62.0/limits
+result: "{{ steps.limits.status }}"
+"""
+
+
+def test_a_schedules_last_run_and_skipped_slots_change_in_place(
+    live_server: Any, sim: Any, linked_account: Any, fast_worker: Any, admin_page: Any
+) -> None:
+    from shared.schedules import save_schedule
+    from tests.conftest import settings_env
+
+    from .runs_support import FAST_ENV, BeatProcess
+
+    runtime = live_server.runtime
+    linked_account(name="acme-prod")
+    with runtime.Session.begin() as session:
+        save_behavior(session, LIMITS)
+        schedule_id = save_schedule(
+            session, {"name": "tick", "behavior": "record-limits", "every_seconds": 2}
+        ).id
+    # The first run is held for a while: slots that come meanwhile are skipped and counted.
+    sim.control.add_fault("/services/data/v62.0/limits", status=None, delay_seconds=8)
+    page = admin_page("/schedules")
+    row = f"#schedules-live tr[data-schedule='{schedule_id}']"
+    assert "never" in page.inner_text(f"{row} td.last-run")
+    assert page.inner_text(f"{row} td.skipped").strip() == "0"
+    loaded = page.evaluate("performance.timeOrigin")
+
+    fast_worker(concurrency=2)  # one slot for the held run, one for beat's ticks
+    beat = BeatProcess({**settings_env(live_server.settings), **FAST_ENV})
+    try:
+        page.wait_for_selector(f"{row} td.last-run .badge.running", timeout=60000)
+        page.wait_for_function(
+            "sel => parseInt(document.querySelector(sel).innerText, 10) > 0",
+            arg=f"{row} td.skipped",
+            timeout=60000,
+        )
+        page.wait_for_selector(f"{row} td.last-run .badge.succeeded", timeout=60000)
+    finally:
+        beat.stop()
+    assert "last " in page.inner_text(f"{row} td.skipped")  # when the last slot was skipped
+    assert page.evaluate("performance.timeOrigin") == loaded  # no reload happened
+    screenshot(page, "schedules")
+
+
+def test_a_syncs_progress_bar_moves_and_finishes_in_place(
+    live_server: Any, sim: Any, linked_account: Any, worker: Any, admin_page: Any
+) -> None:
+    from shared.syncs import create_sync, describe_fields
+
+    runtime = live_server.runtime
+    account_id = linked_account(name="acme-prod")
+    sim.control.update_settings(default_batch_size=500)
+    sim.control.seed("Contact", 1400, per_timestamp=7)
+    with runtime.Session.begin() as session:
+        sync_id = create_sync(
+            session,
+            {
+                "name": "contacts",
+                "account_id": account_id,
+                "object": "Contact",
+                "fields": ["Email"],
+                "api": "rest",
+            },
+            lambda account, obj: describe_fields(runtime, account, obj),
+        ).id
+    # Pages two and three are held, so the bar is seen part-way.
+    sim.control.add_fault("/services/data/v62.0/query/", count=2, status=None, delay_seconds=4)
+    page = admin_page(f"/syncs/{sync_id}")
+    page.click("#run-now")
+    page.wait_for_selector("text=queued")
+    loaded = page.evaluate("performance.timeOrigin")
+    # What the user is editing in the definition form survives the live updates.
+    page.fill("#lookback_seconds", "42")
+    page.locator("input[name=field][value=LastName]").check()
+
+    seen: list[float] = []
+    for floor in (500, 1000):
+        page.wait_for_function(
+            "floor => { const bar = document.querySelector('#sync-progress');"
+            " return bar && bar.value >= floor && bar.value < bar.max; }",
+            arg=floor,
+            timeout=60000,
+        )
+        seen.append(page.evaluate("document.querySelector('#sync-progress').value"))
+        assert page.evaluate("document.querySelector('#sync-progress').max") == 1400
+    assert seen[0] < seen[1]  # it moved
+    screenshot(page, "sync-progress")
+    page.wait_for_selector("#sync-last-run .badge.succeeded", timeout=60000)
+    assert "1400 records read" in page.inner_text("#sync-last-run")
+    assert page.locator("#sync-progress").count() == 0
+    assert page.locator("#sync-history .badge.succeeded").count() == 1
+    assert page.input_value("#lookback_seconds") == "42"
+    assert page.locator("input[name=field][value=LastName]").is_checked()
+    assert page.evaluate("performance.timeOrigin") == loaded  # no reload happened

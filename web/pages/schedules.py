@@ -24,6 +24,7 @@ from shared.schedules import (
 from shared.schedules.timing import cron_problem, zone
 
 from ..db import db, get_or_404
+from . import live_template
 
 bp = Blueprint("schedules", __name__, url_prefix="/schedules")
 
@@ -108,7 +109,9 @@ def index() -> Any:
     rows = list(session.scalars(select(Schedule).order_by(Schedule.name)))
     last = last_runs(session, rows)
     items = [schedule_to_dict(s, last.get(s.last_run_id or -1)) for s in rows]
-    return render_template("schedules/index.html", schedules=items)
+    return render_template(
+        live_template("schedules/index.html", "schedules/_list.html"), schedules=items
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])

@@ -1,8 +1,10 @@
 """Sync pages: the list (with Run now), one sync (definition form with a describe field picker,
 cursor, counts, live progress, run history) and the records browser.
 
-"Live" progress is the page refreshing itself every 2 seconds while a run is active; the
-progress bar is the run's `progress` (records of `total_size`), written after every page.
+Live progress: the sync's state and run history are htmx fragments polled every 2 seconds while a
+run is active (10 otherwise) and swapped in place, so the definition form keeps what the user
+typed; the progress bar is the run's `progress` (records of `total_size`), written after every
+page. The list's table is polled the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from shared.salesforce import errors
 from shared.syncs import records as records_mod
 
 from ..db import db, runtime
+from . import live_template
 
 bp = Blueprint("syncs", __name__, url_prefix="/syncs")
 records_bp = Blueprint("records", __name__, url_prefix="/records")
@@ -68,7 +71,7 @@ def index() -> Any:
     ]
     accounts = {a.id: a for a in session.scalars(select(Account).order_by(Account.name))}
     return render_template(
-        "syncs/index.html",
+        live_template("syncs/index.html", "syncs/_list.html"),
         syncs=rows,
         accounts=accounts,
         refresh=any(s["running"] for s in rows),
@@ -109,6 +112,12 @@ def detail(sync_id: int) -> Any:
             .limit(20)
         )
     )
+    account = session.get(Account, sync.account_id)
+    if request.headers.get("HX-Request") == "true":
+        # A poll of the live parts: no describe call to Salesforce for the field picker.
+        return render_template(
+            "syncs/_live_fragment.html", sync=data, history=history, account=account
+        )
     session.commit()  # no transaction stays open while Salesforce answers (SQLite locks)
     available: dict[str, str] | None = None
     describe_error = None
@@ -122,8 +131,7 @@ def detail(sync_id: int) -> Any:
         history=history,
         available=available,
         describe_error=describe_error,
-        account=session.get(Account, sync.account_id),
-        refresh=bool(data["running"]),
+        account=account,
     )
 
 
