@@ -8,11 +8,13 @@ from .runs import Attempt, HttpExchange, Run, RunStep
 from .schedules import Schedule
 from .services import Service
 from .syncs import RecordSequence, Sync, SyncedRecord
+from .usage import ApiUsageSample
 from .webhooks import Webhook, WebhookAttempt, WebhookDelivery, WebhookEvent
 
 __all__ = [
     "Account",
     "Admin",
+    "ApiUsageSample",
     "ApiToken",
     "Attempt",
     "Base",

@@ -489,3 +489,48 @@ def test_a_syncs_progress_bar_moves_and_finishes_in_place(
     assert page.input_value("#lookback_seconds") == "42"
     assert page.locator("input[name=field][value=LastName]").is_checked()
     assert page.evaluate("performance.timeOrigin") == loaded  # no reload happened
+
+
+def test_the_accounts_usage_chart_from_recorded_samples(
+    live_server: Any, sim: Any, linked_account: Any, admin_page: Any
+) -> None:
+    from datetime import timedelta
+
+    from shared import usage
+    from shared.models import utcnow
+
+    runtime = live_server.runtime
+    busy = linked_account(name="acme-prod")
+    quiet = linked_account(name="quiet", service_name="other")
+    page = admin_page("/accounts")
+    cell = page.locator("#accounts-live tr", has_text="acme-prod").locator("td.usage-24h")
+    assert "no samples yet" in cell.inner_text()
+    loaded = page.evaluate("performance.timeOrigin")
+
+    # Thirty hours of hourly samples, as beat's task writes them from the account row (the
+    # figure the Salesforce client keeps there); the last ones cross the reserve line.
+    now = utcnow()
+    for hours_ago in range(30, -1, -1):
+        with runtime.Session.begin() as session:
+            account = session.get(Account, busy)
+            account.api_usage_used = 1000 + 450 * (30 - hours_ago)
+            account.api_usage_max = 15000
+            account.api_usage_at = now - timedelta(hours=hours_ago, minutes=1)
+            usage.record_samples(session, now - timedelta(hours=hours_ago))
+    # The accounts table is polled: the sparkline appears in place.
+    cell.locator("svg.usage-chart rect.sample").first.wait_for(timeout=30000)
+    assert page.evaluate("performance.timeOrigin") == loaded
+    assert 24 <= cell.locator("rect.sample").count() <= 25  # the last 24 hours only
+    screenshot(page, "accounts-24h")
+
+    page.goto(f"{live_server.url}/accounts/{busy}")
+    chart = page.locator("#usage-history #usage-chart")
+    assert 24 <= chart.locator("rect.sample").count() <= 25
+    assert chart.locator("line.reserve").count() == 1  # the 90 % line
+    assert chart.locator("rect.sample.above").count() >= 1
+    assert "14500 / 15000" in chart.locator("rect.sample").last.inner_html()
+    assert "14500 of 15000" in chart.get_attribute("aria-label")
+    screenshot(page, "account-usage")
+
+    page.goto(f"{live_server.url}/accounts/{quiet}")
+    assert "No samples yet — beat records one every 5 minutes" in page.inner_text("#usage-empty")

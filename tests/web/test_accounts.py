@@ -219,3 +219,34 @@ def test_no_secret_in_any_page_or_api_output(logged_in, api, linked_account, run
     for output in outputs:
         for secret in secrets:
             assert secret not in output
+
+
+def _sample_history(runtime, account_id, hours):
+    """Samples an hour apart over the last `hours`, usage growing by 100 an hour."""
+    from datetime import timedelta
+
+    from shared import usage
+    from shared.models import utcnow
+
+    now = utcnow()
+    for n in range(hours, -1, -1):
+        with runtime.Session.begin() as session:
+            account = session.get(Account, account_id)
+            account.api_usage_used, account.api_usage_max = 1000 + 100 * (hours - n), 15000
+            usage.record_samples(session, now - timedelta(hours=n))
+
+
+def test_api_usage_history_and_its_bad_input(api, linked_account, runtime, sim):
+    account_id = linked_account()
+    empty = api.get(f"/accounts/{account_id}/usage").get_json()
+    assert empty["samples"] == [] and empty["every_seconds"] == 300
+    _sample_history(runtime, account_id, 30)
+    answer = api.get(f"/accounts/{account_id}/usage").get_json()
+    used = [s["used"] for s in answer["samples"]]
+    assert len(used) in (24, 25) and used == sorted(used) and used[-1] == 4000  # oldest first
+    assert {s["max"] for s in answer["samples"]} == {15000}
+    assert len(api.get(f"/accounts/{account_id}/usage?hours=2").get_json()["samples"]) in (2, 3)
+    bad = api.get(f"/accounts/{account_id}/usage?hours=49")
+    assert bad.status_code == 422 and "hours" in str(bad.get_json()["error"]["details"])
+    assert api.get("/accounts/999/usage").status_code == 404
+    assert "/accounts/{account_id}/usage" in api.get("/openapi.json").get_json()["paths"]

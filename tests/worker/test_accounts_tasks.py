@@ -7,6 +7,7 @@ import uuid
 from datetime import timedelta
 
 import redis
+from sqlalchemy import select
 
 from shared.models import Account, utcnow
 from tests.conftest import poll
@@ -103,3 +104,41 @@ def test_check_connection_writes_its_outcome(sim, settings, runtime, linked_acco
     assert 0 < client.ttl(f"forcebot:check:{request_id}") <= 3600
     assert account_row(runtime, account_id).api_usage_max == 100000
     client.close()
+
+
+def test_usage_is_sampled_every_five_minutes_on_the_beat_queue():
+    import worker.tasks  # noqa: F401 - registers the tick
+    from worker.beat import BEAT_QUEUE
+
+    entry = beat_schedule()["accounts-sample-usage"]
+    assert entry["task"] == "worker.accounts.sample_usage" and entry["schedule"] == 300
+    assert entry["options"]["queue"] == BEAT_QUEUE
+
+
+def test_a_worker_samples_what_the_client_recorded_and_prunes(
+    sim, settings, runtime, linked_account, worker
+):
+    from shared.models import ApiUsageSample
+    from shared.salesforce import SalesforceClient
+    from worker.beat import BEAT_QUEUE
+
+    account_id = linked_account()
+    sim.control.set_limits(max=15000, usage=1234)
+    SalesforceClient.for_account(runtime, account_id).limits()  # Sforce-Limit-Info
+    recorded = account_row(runtime, account_id)
+    assert recorded.api_usage_max == 15000 and recorded.api_usage_used is not None
+    with runtime.Session.begin() as session:  # a sample from three days ago: pruned
+        session.add(
+            ApiUsageSample(
+                account_id=account_id, slot=utcnow() - timedelta(days=3), used=1, max=15000
+            )
+        )
+    configure(settings, runtime)
+    celery.send_task("worker.accounts.sample_usage", queue=BEAT_QUEUE)
+
+    def samples() -> list[tuple[int, int]]:
+        with runtime.Session() as session:
+            rows = session.execute(select(ApiUsageSample.used, ApiUsageSample.max)).all()
+            return [tuple(row) for row in rows]
+
+    poll(lambda: samples() == [(recorded.api_usage_used, 15000)], message="the worker's sample")

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, StringConstraints
 from sqlalchemy import select
 
+from shared import usage
 from shared.accounts import account_to_dict
 from shared.linking import LinkInvalid, start_link, unlink_account
-from shared.models import Account, Service
+from shared.models import Account, Service, utcnow
 from web.api import api
 
 from ..db import db, runtime, settings
-from .contract import MAX_ID, Body, Reply, integral, operation
+from .contract import MAX_ID, Body, Query, Reply, integral, operation
 from .errors import ApiError, get_or_404, not_found, validation_error
 
 Time = Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
@@ -63,6 +65,23 @@ class AccountDeleted(Reply):
     deleted: bool
     revoked: bool
     message: str | None
+
+
+class UsageWindow(Query):
+    hours: int = Field(24, ge=1, le=48, description="how far back, in hours (samples are kept 48)")
+
+
+class UsageSample(Reply):
+    at: str = Field(json_schema_extra={"format": "date-time"})
+    used: int
+    max: int
+
+
+class UsageHistory(Reply):
+    account_id: int
+    every_seconds: int = Field(description="the sampling interval")
+    since: str = Field(json_schema_extra={"format": "date-time"})
+    samples: list[UsageSample]
 
 
 def _get(account_id: int) -> Account:
@@ -155,3 +174,25 @@ def refresh_account_api(account_id: int) -> Any:
     except SalesforceError as exc:
         raise ApiError(502, exc.error_code or "refresh_failed", exc.message) from None
     return account_to_dict(_get(account_id))  # the rollback expired the old values
+
+
+@operation(
+    api,
+    "GET",
+    "/accounts/<int:account_id>/usage",
+    "API usage samples of the account, oldest first",
+    description="Daily requests used and the allocation as Salesforce last reported them, "
+    "sampled by beat every 5 minutes and kept 48 hours; empty until beat has sampled.",
+    query=UsageWindow,
+    response=UsageHistory,
+)
+def account_usage(account_id: int, *, query: UsageWindow) -> Any:
+    _get(account_id)
+    since = utcnow() - timedelta(hours=query.hours)
+    samples = usage.samples_since(db(), account_id, since)
+    return {
+        "account_id": account_id,
+        "every_seconds": int(usage.SAMPLE_EVERY.total_seconds()),
+        "since": since.isoformat(),
+        "samples": [{"at": s.at.isoformat(), "used": s.used, "max": s.max} for s in samples],
+    }

@@ -1,14 +1,23 @@
-"""Connected accounts pages: list, detail, Link to Salesforce, Relink, Unlink, Refresh now."""
+"""Connected accounts pages: list, detail, Link to Salesforce, Relink, Unlink, Refresh now.
+
+The 24-hour API-usage chart is drawn on the server as an inline SVG (as the workers page's
+chart is) from the samples beat records every 5 minutes (`shared.usage`): one bar per sample,
+its height the daily requests used as Salesforce last reported them, against the allocation
+(the top of the chart) and the reserve line above which scheduled work waits.
+"""
 
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from markupsafe import Markup
 from sqlalchemy import select
 
+from shared import usage
 from shared.linking import LinkInvalid, start_link, unlink_account
 from shared.models import Account, Behavior, BehaviorVersion, Run, Service, utcnow
 
@@ -49,16 +58,95 @@ def _back() -> Any:
     return redirect(url_for("accounts.index"))
 
 
+def usage_chart(
+    samples: list[usage.Sample],
+    now: datetime,
+    reserve_percent: int = 0,
+    *,
+    width: int = 720,
+    height: int = 120,
+    compact: bool = False,
+    element_id: str | None = None,
+) -> Markup | None:
+    """Bars of requests used over the last 24 hours (None without samples).
+
+    x is time (the last `usage.CHART_SPAN` up to `now`), y runs from 0 to the largest
+    allocation among the samples; a dashed line marks the reserve. `compact` drops the labels
+    (the accounts table's sparkline)."""
+    start = now - usage.CHART_SPAN
+    shown = [s for s in samples if s.at >= start]
+    if not shown:
+        return None
+    top = max(s.max for s in shown) or 1
+    span = usage.CHART_SPAN.total_seconds()
+    bar = max(width * usage.SAMPLE_EVERY.total_seconds() / span, 1.0)
+    pad = 0 if compact else 20
+    label = (
+        f"API requests used, last 24 hours: {shown[-1].used} of {shown[-1].max} at "
+        f"{shown[-1].at:%H:%M} UTC"
+    )
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height + pad}" '
+        f'width="{"100%" if not compact else width}" role="img" aria-label="{label}" '
+        f'class="usage-chart{" compact" if compact else ""}"'
+        + (f' id="{element_id}"' if element_id else "")
+        + ">",
+        f'<line x1="0" y1="{height}" x2="{width}" y2="{height}" stroke="#dde2e8"/>',
+    ]
+    if reserve_percent:
+        y = height * reserve_percent / 100
+        parts.append(
+            f'<line class="reserve" x1="0" y1="{y:.1f}" x2="{width}" y2="{y:.1f}" '
+            'stroke="#9a6700" stroke-dasharray="4 3"/>'
+        )
+    limit = top * (100 - reserve_percent) / 100
+    for sample in shown:
+        x = width * (sample.at - start).total_seconds() / span
+        h = height * min(sample.used, top) / top
+        state = "spent" if sample.used >= sample.max else "above" if sample.used >= limit else "ok"
+        colour = {"spent": "#b3261e", "above": "#9a6700", "ok": "#0b5cad"}[state]
+        parts.append(
+            f'<rect class="sample {state}" x="{x:.1f}" y="{height - h:.1f}" width="{bar:.1f}" '
+            f'height="{max(h, 0.5):.1f}" fill="{colour}"><title>{sample.at:%H:%M} UTC: '
+            f"{sample.used} / {sample.max}</title></rect>"
+        )
+    if not compact:
+        parts.append(f'<text x="2" y="10" font-size="10" fill="#5b6675">{top}</text>')
+        parts.append(
+            f'<text x="0" y="{height + 15}" font-size="10" fill="#5b6675">-24 h</text>'
+            f'<text x="{width}" y="{height + 15}" font-size="10" fill="#5b6675" '
+            'text-anchor="end">now</text>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _charts(accounts: list[Account], now: datetime, **options: Any) -> dict[int, Markup | None]:
+    since = now - usage.CHART_SPAN
+    return {
+        account.id: usage_chart(
+            usage.samples_since(db(), account.id, since),
+            now,
+            account.service.api_reserve_percent or 0,
+            **options,
+        )
+        for account in accounts
+    }
+
+
 @bp.get("")
 def index(form: dict[str, str] | None = None, problems: list[str] | None = None) -> Any:
     session_ = db()
-    accounts = session_.scalars(select(Account).order_by(Account.name)).all()
+    accounts = list(session_.scalars(select(Account).order_by(Account.name)))
     services = session_.scalars(select(Service).order_by(Service.name)).all()
+    now = utcnow()
     return render_template(
         live_template("accounts/index.html", "accounts/_table.html"),
         accounts=accounts,
         services=services,
-        now=utcnow(),
+        charts=_charts(accounts, now, width=144, height=24, compact=True),
+        sample_minutes=int(usage.SAMPLE_EVERY.total_seconds() // 60),
+        now=now,
         form=form,
         problems=problems,
     )
@@ -81,13 +169,16 @@ def detail(account_id: int) -> Any:
     recent = session_.scalars(
         select(Run).where(Run.account_id == account.id).order_by(Run.id.desc()).limit(10)
     ).all()
+    now = utcnow()
     return render_template(
         "accounts/detail.html",
         account=account,
         service=account.service,
         behaviors=behaviors,
         recent=recent,
-        now=utcnow(),
+        chart=_charts([account], now, element_id="usage-chart")[account.id],
+        sample_minutes=int(usage.SAMPLE_EVERY.total_seconds() // 60),
+        now=now,
     )
 
 

@@ -1,4 +1,5 @@
-"""Account tasks: the refresh beat, one account's refresh, and "Test connection"."""
+"""Account tasks: the refresh beat, one account's refresh, "Test connection", and the API-usage
+sampling beat (for the accounts page's 24-hour chart)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import timedelta
 from celery import Task
 from sqlalchemy import or_, select
 
+from shared import usage
 from shared.models import Account, utcnow
 from shared.models.accounts import ACTIVE
 from shared.salesforce import SalesforceClient, SalesforceError
@@ -22,6 +24,9 @@ log = logging.getLogger(__name__)
 CHECK_RESULT_TTL_SECONDS = 3600
 
 register("accounts-refresh-due", "worker.accounts.refresh_due", 60)
+register(
+    "accounts-sample-usage", "worker.accounts.sample_usage", usage.SAMPLE_EVERY.total_seconds()
+)
 
 
 def check_key(request_id: str) -> str:
@@ -63,6 +68,17 @@ def refresh_due() -> int:
         # Two beats may queue the same account; the refresh re-checks under the lock.
         refresh.apply_async(args=[account_id], expires=timedelta(minutes=5).total_seconds())
     return len(ids)
+
+
+@celery.task(name="worker.accounts.sample_usage")
+def sample_usage() -> int:
+    """Record this slot's API-usage sample of every account and prune old ones."""
+    now = utcnow()
+    with runtime().Session.begin() as session:
+        written = usage.record_samples(session, now)
+        pruned = usage.prune_samples(session, now)
+    log.info("usage_samples=%s pruned=%s", written, pruned)
+    return written
 
 
 @celery.task(name="worker.accounts.refresh")
