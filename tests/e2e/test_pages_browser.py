@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from shared.behaviors.packages import import_package
 from shared.behaviors.store import save_behavior
-from shared.models import Account, Run, Schedule, Service
+from shared.models import Account, Run, Schedule, Service, Sync
 from tests.conftest import ROOT, SIM_CLIENT_SECRET, poll
 
 PACKAGE = Path(ROOT) / "packages" / "salesforce-bot.yaml"
@@ -67,6 +67,7 @@ def test_every_page_renders_without_secrets_or_dead_links(
     with runtime.Session() as session:
         service_id = session.scalars(select(Service.id).where(Service.name == "sim")).one()
         schedule_id = session.scalars(select(Schedule.id)).one()  # the package's schedule
+        sync_id = session.scalars(select(Sync.id)).one()  # the package's sync
     secrets = _secrets(runtime)
     base = live_server.url
 
@@ -117,6 +118,14 @@ def test_every_page_renders_without_secrets_or_dead_links(
         "/schedules": "Schedules",
         "/schedules/new": "New schedule",
         f"/schedules/{schedule_id}/edit": "Edit schedule hourly-api-limits",
+        # The package and the delete dialog point to the syncs pages: they must exist.
+        "/syncs/": "Syncs",
+        f"/syncs/{sync_id}": "Sync contacts",
+        "/records/": "Records",
+        "/webhooks": "Webhooks",
+        "/workers/": "Workers and queues",
+        "/admin/": "Settings",
+        "/api-reference": "Forcebot API",
         "/runs/": "Runs",
         "/runs/?status=failed": "Runs",
         f"/runs/{succeeded}": f"Run {succeeded}",

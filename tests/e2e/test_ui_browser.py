@@ -144,6 +144,9 @@ def test_a_run_is_watched_from_queued_to_succeeded_with_an_http_section_left_ope
     assert page.locator("details.exchange").count() == 2
     assert page.locator("details.exchange").first.get_attribute("open") is not None
     assert "Response body" in page.locator("details.exchange").first.inner_text()
+    # The query's JSON answer is shown indented, one field a line, not as one long line.
+    body = page.locator("details.exchange").first.locator("pre").last.inner_text()
+    assert body.startswith('{\n  "') and '\n  "totalSize": ' in body, body[:200]
     # Updated in place: still the page that was loaded, no reload happened.
     assert page.evaluate("performance.getEntriesByType('navigation').length") == loaded
     assert page.evaluate("window.performance.navigation.type") == 0
