@@ -26,6 +26,9 @@ def test_link_in_a_browser(live_server, sim, admin_page):
     page.fill("#account-name", "acme-prod")
     page.click("text=Link to Salesforce")
     page.wait_for_selector("text=Allow Access?")
+    # The service asks for "api refresh_token offline_access": two permission lines, each once.
+    lines = page.locator("#scopes li").all_inner_texts()
+    assert len(lines) == len(set(lines)) == 2, lines
     page.click("button[value=allow]")
     page.wait_for_selector("#account-status")
     assert page.url.startswith(f"{base}/accounts/")

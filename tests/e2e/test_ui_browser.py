@@ -537,3 +537,99 @@ def test_the_accounts_usage_chart_from_recorded_samples(
 
     page.goto(f"{live_server.url}/accounts/{quiet}")
     assert "No samples yet — beat records one every 5 minutes" in page.inner_text("#usage-empty")
+
+
+UNDEFINED = """\
+name: refs
+account: acme-prod
+inputs:
+  email: {type: string}
+steps:
+  - id: contact
+    action: salesforce.query
+    soql: "DELETE FROM Contact"
+  - id: note
+    action: set
+    vars:
+      a: "{{ inputs.emial }}"
+      b: "{{ steps.nosuch.id }}"
+"""
+
+
+def test_undefined_references_are_marked_at_their_lines_on_save(
+    live_server: Any, admin_page: Any
+) -> None:
+    runtime = live_server.runtime
+    _accounts(runtime, "acme-prod")
+    page = admin_page("/behaviors/new")
+    page.wait_for_selector(".CodeMirror")
+    page.evaluate("text => window.forcebotEditor.setValue(text)", UNDEFINED)
+    page.click("button:has-text('Create')")
+    page.wait_for_selector(".problem-marker")
+    listed = page.inner_text(".flash.error")
+    assert "inputs.emial" in listed and "steps.nosuch" in listed and "SELECT" in listed
+    marked = dict(
+        page.evaluate(
+            "() => { const cm = window.forcebotEditor, out = [];"
+            " for (let i = 0; i < cm.lineCount(); i++) {"
+            "   const info = cm.lineInfo(i);"
+            "   if (info.gutterMarkers && info.gutterMarkers['problem-markers'])"
+            "     out.push([i + 1, info.gutterMarkers['problem-markers'].title]); }"
+            " return out; }"
+        )
+    )
+    assert sorted(marked) == [8, 12, 13], marked
+    assert "SELECT" in marked[8] and "emial" in marked[12] and "nosuch" in marked[13]
+    with runtime.Session() as session:
+        assert session.scalar(select(func.count()).select_from(Behavior)) == 0
+
+
+def test_a_too_large_payload_states_the_limit_and_keeps_the_text(
+    live_server: Any, admin_page: Any
+) -> None:
+    from shared.behaviors.store import MAX_PAYLOAD_BYTES
+
+    runtime = live_server.runtime
+    with runtime.Session.begin() as session:
+        save_behavior(session, "name: big\nsteps:\n  - id: x\n    action: set\n    vars: {a: 1}\n")
+    page = admin_page("/behaviors/big")
+    big = '{"notes": "' + "x" * (MAX_PAYLOAD_BYTES + 10) + '"}'
+    page.evaluate("text => { document.getElementById('payload').value = text; }", big)
+    page.click("text=Run now")
+    note = page.locator("#payload-too-large")
+    note.wait_for(state="visible")
+    assert f"the limit is {MAX_PAYLOAD_BYTES // 1024} KB" in note.inner_text()
+    assert page.input_value("#payload") == big  # nothing lost
+    with runtime.Session() as session:
+        assert session.scalar(select(func.count()).select_from(Run)) == 0
+
+
+def test_small_defects_a_new_user_hit(live_server: Any, admin_page: Any) -> None:
+    import requests
+
+    from shared.runs import create_run
+
+    runtime = live_server.runtime
+    _accounts(runtime, "acme-prod", "stale")
+    with runtime.Session.begin() as session:
+        stale = session.scalars(select(Account).where(Account.name == "stale")).one()
+        stale.status, stale.status_reason = "needs_reauth", "expired access/refresh token"
+        save_behavior(session, "name: quick\nsteps:\n  - {id: x, action: set, vars: {a: 1}}\n")
+        run, _ = create_run(session, "quick", {}, trigger="manual")
+        run.status, run.attempts = "cancelled", 1
+        run.error = {"code": "SERVER_UNAVAILABLE", "message": "try later"}
+        run_id = run.id
+
+    page = admin_page("/accounts")
+    row = page.locator("#accounts-live tr", has_text="stale").inner_text()
+    assert "needs re-authorization" in row and "needs_reauth" not in row  # a label, not a code
+    # A cancelled run with one attempt does not call its error "from an earlier attempt".
+    page.goto(f"{live_server.url}/runs/{run_id}")
+    text = page.inner_text("main")
+    assert "earlier attempt" not in text and "before it was cancelled" in text
+    # A favicon, and /metrics answers a client without credentials with 401, not a login page.
+    icon = page.get_attribute("link[rel=icon]", "href")
+    assert page.request.get(live_server.url + icon).status == 200
+    assert page.request.get(live_server.url + "/favicon.ico").status == 200
+    metrics = requests.get(live_server.url + "/metrics", allow_redirects=False, timeout=10)
+    assert metrics.status_code == 401
