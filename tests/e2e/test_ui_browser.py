@@ -620,9 +620,23 @@ def test_small_defects_a_new_user_hit(live_server: Any, admin_page: Any) -> None
         run.error = {"code": "SERVER_UNAVAILABLE", "message": "try later"}
         run_id = run.id
 
+    with runtime.Session.begin() as session:
+        second = Service(name="s2", client_id="c2", client_secret_enc=runtime.crypto.encrypt("y"),
+                         login_url="https://login2.example")  # fmt: skip
+        session.add(second)
+        session.flush()
+        second_id = second.id
+
     page = admin_page("/accounts")
     row = page.locator("#accounts-live tr", has_text="stale").inner_text()
     assert "needs re-authorization" in row and "needs_reauth" not in row  # a label, not a code
+    # The link form keeps the chosen service and the typed name when linking is refused.
+    page.select_option("#service_id", str(second_id))
+    page.fill("#account-name", "stale")  # the name of another service's account
+    page.click("text=Link to Salesforce")
+    page.wait_for_selector("text=Cannot link:")
+    assert page.input_value("#service_id") == str(second_id)
+    assert page.input_value("#account-name") == "stale"
     # A cancelled run with one attempt does not call its error "from an earlier attempt".
     page.goto(f"{live_server.url}/runs/{run_id}")
     text = page.inner_text("main")
