@@ -80,9 +80,23 @@ def prune_samples(session: Session, now: datetime, keep: timedelta = KEEP) -> in
 
 def samples_since(session: Session, account_id: int, since: datetime) -> list[Sample]:
     """The account's samples from `since` on, oldest first."""
+    return samples_by_account(session, [account_id], since).get(account_id, [])
+
+
+def samples_by_account(
+    session: Session, account_ids: list[int], since: datetime
+) -> dict[int, list[Sample]]:
+    """{account id: its samples from `since` on, oldest first}, in one query."""
+    out: dict[int, list[Sample]] = {}
+    if not account_ids:
+        return out
     rows = session.execute(
-        select(ApiUsageSample.slot, ApiUsageSample.used, ApiUsageSample.max)
-        .where(ApiUsageSample.account_id == account_id, ApiUsageSample.slot >= since)
-        .order_by(ApiUsageSample.slot)
+        select(
+            ApiUsageSample.account_id, ApiUsageSample.slot, ApiUsageSample.used, ApiUsageSample.max
+        )
+        .where(ApiUsageSample.account_id.in_(account_ids), ApiUsageSample.slot >= since)
+        .order_by(ApiUsageSample.account_id, ApiUsageSample.slot)
     )
-    return [Sample(at=slot, used=used, max=maximum) for slot, used, maximum in rows]
+    for account_id, slot, used, maximum in rows:
+        out.setdefault(account_id, []).append(Sample(at=slot, used=used, max=maximum))
+    return out

@@ -61,6 +61,8 @@ def test_one_sample_per_reported_account_and_slot(runtime):
             usage.Sample(at=datetime(2026, 12, 1, 14, 10, tzinfo=UTC), used=180, max=5000),
         ]
         assert usage.samples_since(session, never, NOW - timedelta(hours=1)) == []
+        by_account = usage.samples_by_account(session, [reported, other, never], NOW)
+        assert {k: len(v) for k, v in by_account.items()} == {reported: 1, other: 1}
         row = session.scalars(select(ApiUsageSample).where(ApiUsageSample.account_id == other))
         assert next(iter(row)).reported_at == NOW - timedelta(minutes=1)
 

@@ -122,10 +122,10 @@ def usage_chart(
 
 
 def _charts(accounts: list[Account], now: datetime, **options: Any) -> dict[int, Markup | None]:
-    since = now - usage.CHART_SPAN
+    samples = usage.samples_by_account(db(), [a.id for a in accounts], now - usage.CHART_SPAN)
     return {
         account.id: usage_chart(
-            usage.samples_since(db(), account.id, since),
+            samples.get(account.id, []),
             now,
             account.service.api_reserve_percent or 0,
             **options,
