@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from shared.behaviors.store import load_behavior
 from shared.models import Account, Run, Sync, isoformat
 from shared.salesforce import SalesforceClient, errors
+from shared.validation import problems_of
 
 from .schedule import schedule_sync
 from .store import ALWAYS
@@ -86,12 +87,6 @@ class DefinitionInvalid(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
-
-
-def pydantic_problems(exc: ValidationError) -> list[str]:
-    return [
-        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
-    ]
 
 
 def describe_fields(runtime: Runtime, account_id: int, obj: str) -> dict[str, str] | None:
@@ -195,7 +190,7 @@ def create_sync(session: Session, body: Any, describe: Describe) -> Sync:
     try:
         parsed = SyncBody.model_validate(body)
     except ValidationError as exc:
-        raise DefinitionInvalid(pydantic_problems(exc)) from None
+        raise DefinitionInvalid(problems_of(exc)) from None
     values = _normalise(parsed.model_dump())
     described = _describe_first(describe, values)
     problems = check(session, values, described, None)
@@ -213,7 +208,7 @@ def update_sync(session: Session, sync: Sync, body: Any, describe: Describe) -> 
     try:
         parsed = SyncPatch.model_validate(body)
     except ValidationError as exc:
-        raise DefinitionInvalid(pydantic_problems(exc)) from None
+        raise DefinitionInvalid(problems_of(exc)) from None
     changes = parsed.model_dump(exclude_unset=True)
     nullable = {"cron", "every_seconds", "on_change"}
     bad = [f"{k}: must not be null" for k, v in changes.items() if v is None and k not in nullable]

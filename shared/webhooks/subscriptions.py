@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from shared.crypto import Crypto
 from shared.models import Webhook, WebhookDelivery, WebhookEvent, isoformat
 from shared.outbound.guard import Policy, Refused, check_url, parse_numeric_host
+from shared.validation import problems_of
 
 from .events import EVENT_TYPES, PING, emit
 from .signing import new_secret
@@ -94,16 +95,6 @@ class WebhookInvalid(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
-
-
-def problems_of(exc: ValidationError) -> list[str]:
-    """pydantic's errors as `field: message` lines, every one."""
-    out = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "body"
-        message = error["msg"].removeprefix("Value error, ")
-        out.append(f"{where}: {message}")
-    return out
 
 
 def parse(model: type[BaseModel], data: Any) -> Any:

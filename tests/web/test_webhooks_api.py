@@ -40,7 +40,7 @@ def test_every_problem_is_listed_and_nothing_saved(api, runtime):
     )
     assert response.status_code == 422
     details = response.get_json()["error"]["details"]
-    assert [d.split(":")[0] for d in details] == ["url", "events.0", "enabled", "extra"]
+    assert [d.split(":")[0] for d in details] == ["url", "events[0]", "enabled", "extra"]
     with runtime.Session() as session:
         assert session.scalar(select(func.count()).select_from(Webhook)) == 0
 
