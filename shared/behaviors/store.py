@@ -188,9 +188,9 @@ def validate_payload(behavior: LoadedBehavior, payload: Any) -> tuple[dict[str, 
     values: dict[str, Any] = {}
     for key in payload:
         if key not in schema:
-            problems.append(f"inputs.{key}: unknown input (expected {', '.join(schema)})")
+            problems.append(f"payload.{key}: unknown input (expected {', '.join(schema)})")
     for name, spec in schema.items():
-        where = f"inputs.{name}"
+        where = f"payload.{name}"
         if name not in payload or payload[name] is None:
             if spec.get("default") is not None:
                 values[name] = spec["default"]

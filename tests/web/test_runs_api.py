@@ -56,9 +56,9 @@ def test_bad_payload_lists_every_problem_and_saves_nothing(runtime, api):
     response = api.post("/behaviors/noop/runs", json={"payload": {"label": "c", "zzz": 1}})
     assert response.status_code == 422
     details = response.get_json()["error"]["details"]
-    assert "inputs.n: required" in details
-    assert any(d.startswith("inputs.label:") for d in details)
-    assert any(d.startswith("inputs.zzz:") for d in details)
+    assert "payload.n: required" in details
+    assert any(d.startswith("payload.label:") for d in details)
+    assert any(d.startswith("payload.zzz:") for d in details)
     assert _count(runtime) == 0
 
 
