@@ -38,6 +38,11 @@ Every = Annotated[int, Field(ge=1, description="seconds; slots are multiples sin
 Zone = Annotated[str, Field(max_length=64, description="IANA name", examples=["Europe/Paris"])]
 Time = Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
 
+PAYLOAD_TEXT = (
+    "checked against the behavior's `inputs:` (422 lists every input that does not fit, e.g. "
+    "`payload.email: required`); its JSON Schema: GET /behaviors/<behavior>/payload.schema.json"
+)
+
 
 class ScheduleCreate(Body):
     """Exactly one of cron / every_seconds."""
@@ -47,7 +52,7 @@ class ScheduleCreate(Body):
     cron: Cron | None = None
     every_seconds: Every | None = None
     timezone: Zone = "UTC"
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: dict[str, Any] = Field(default_factory=dict, description=PAYLOAD_TEXT)
     enabled: bool = True
 
 
@@ -59,7 +64,7 @@ class ScheduleChange(Body):
     cron: Cron | None = None
     every_seconds: Every | None = None
     timezone: Zone | None = None
-    payload: dict[str, Any] | None = None
+    payload: dict[str, Any] | None = Field(None, description=PAYLOAD_TEXT)
     enabled: bool | None = None
 
 
