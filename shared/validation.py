@@ -53,6 +53,18 @@ def error_message(error: Any) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
+def integral(value: Any) -> Any:
+    """37.0 as 37 (JSON Schema's `integer` includes it); anything else unchanged.
+
+    For an integer in a JSON body: `Annotated[int, Field(ge=..), BeforeValidator(integral)]`
+    (bounds before the validator, so that they reach the JSON Schema); `2.5`, `"37"` and
+    `true` are still refused.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _is_member(part: Any) -> bool:
     # Union members and function validators appear in `loc` by their schema's name.
     return isinstance(part, str) and (

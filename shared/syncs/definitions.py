@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.behaviors.store import load_behavior
 from shared.models import Account, Run, Sync, isoformat
 from shared.salesforce import SalesforceClient, errors
-from shared.validation import problems_of
+from shared.validation import integral, problems_of
 
 from .schedule import schedule_sync
 from .store import ALWAYS
@@ -43,6 +43,10 @@ _API_NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
 _TEXT = r"^[^\x00]*$"
 _MAX_INT = 2**31 - 1
 FieldName = Annotated[str, Field(min_length=1, max_length=80, pattern=_API_NAME)]
+# JSON's 50000.0 is the integer 50000 (JSON Schema's integer includes it); 2.5 is refused.
+_Id = Annotated[int, Field(ge=1, le=_MAX_INT), BeforeValidator(integral)]
+_Every = Annotated[int, Field(ge=60, le=31 * 24 * 3600), BeforeValidator(integral)]
+_Lookback = Annotated[int, Field(ge=0, le=7 * 24 * 3600), BeforeValidator(integral)]
 
 
 class SyncBody(BaseModel):
@@ -51,16 +55,16 @@ class SyncBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=100, pattern=_NAME)
-    account_id: int = Field(ge=1, le=_MAX_INT)
+    account_id: _Id
     object: str = Field(min_length=1, max_length=80, pattern=_API_NAME)
     fields: list[FieldName] = Field(default_factory=list, max_length=500)
     cron: str | None = Field(default=None, max_length=100, pattern=_TEXT)
-    every_seconds: int | None = Field(default=None, ge=60, le=31 * 24 * 3600)
+    every_seconds: _Every | None = None
     timezone: str = Field(default="UTC", max_length=64, pattern=_TEXT)
     enabled: bool = True
     api: Literal["auto", "rest", "bulk"] = "auto"
-    bulk_threshold: int = Field(default=50000, ge=1, le=_MAX_INT)
-    lookback_seconds: int = Field(default=0, ge=0, le=7 * 24 * 3600)
+    bulk_threshold: _Id = 50000
+    lookback_seconds: _Lookback = 0
     on_change: str | None = Field(default=None, max_length=100, pattern=_TEXT)
 
 
@@ -70,16 +74,16 @@ class SyncPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str | None = Field(default=None, min_length=1, max_length=100, pattern=_NAME)
-    account_id: int | None = Field(default=None, ge=1, le=_MAX_INT)
+    account_id: _Id | None = None
     object: str | None = Field(default=None, pattern=_API_NAME, max_length=80)
     fields: list[FieldName] | None = Field(default=None, max_length=500)
     cron: str | None = Field(default=None, max_length=100, pattern=_TEXT)
-    every_seconds: int | None = Field(default=None, ge=60, le=31 * 24 * 3600)
+    every_seconds: _Every | None = None
     timezone: str | None = Field(default=None, max_length=64, pattern=_TEXT)
     enabled: bool | None = None
     api: Literal["auto", "rest", "bulk"] | None = None
-    bulk_threshold: int | None = Field(default=None, ge=1, le=_MAX_INT)
-    lookback_seconds: int | None = Field(default=None, ge=0, le=7 * 24 * 3600)
+    bulk_threshold: _Id | None = None
+    lookback_seconds: _Lookback | None = None
     on_change: str | None = Field(default=None, max_length=100, pattern=_TEXT)
 
 

@@ -66,7 +66,7 @@ from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from shared.validation import problems_of
+from shared.validation import integral, problems_of
 
 from .errors import json_body, validation_error
 
@@ -107,13 +107,6 @@ def _query_bool(value: Any) -> Any:
 
 QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
 """A query-string boolean: exactly `true`, `false`, `1` or `0`; anything else is 422."""
-
-
-def integral(value: Any) -> Any:
-    """37.0 as 37 (JSON Schema's `integer` includes it); anything else unchanged."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 JsonInt = Annotated[int, BeforeValidator(integral)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from sqlalchemy import select
 
 from shared.models import Schedule
@@ -26,7 +26,7 @@ from shared.schedules import (
 from web.api import api
 
 from ..db import db
-from .contract import Body, Query, Reply, operation
+from .contract import Body, Query, Reply, integral, operation
 from .errors import get_or_404, validation_error
 
 Name = Annotated[str, Field(min_length=1, max_length=100, description="[a-z0-9-], unique")]
@@ -34,7 +34,11 @@ Cron = Annotated[
     str,
     Field(max_length=100, description="five fields, read in `timezone`", examples=["*/15 * * * *"]),
 ]
-Every = Annotated[int, Field(ge=1, description="seconds; slots are multiples since the epoch")]
+Every = Annotated[
+    int,
+    Field(ge=1, description="seconds; slots are multiples since the epoch"),
+    BeforeValidator(integral),
+]
 Zone = Annotated[str, Field(max_length=64, description="IANA name", examples=["Europe/Paris"])]
 Time = Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
 
