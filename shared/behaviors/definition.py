@@ -291,17 +291,23 @@ def type_problem(value: Any, kind: str) -> str | None:
     return f"expected {kind}, got {_type_name(value)}"
 
 
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# ISO 8601's extended form, as a payload's JSON Schema states it: a date, T (or a space),
+# hours and minutes, optional seconds and fraction, optional Z or +hh:mm offset.
+DATETIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})?$"
+)
+
+
 def _iso(value: str, kind: type[dt.date]) -> bool:
-    """Whether `value` is an ISO 8601 date (YYYY-MM-DD) or date-time (with a time part)."""
-    if len(value) > 40:
+    """Whether `value` is a real date (DATE_PATTERN) or date-time (DATETIME_PATTERN)."""
+    pattern = DATETIME_PATTERN if kind is dt.datetime else DATE_PATTERN
+    if re.fullmatch(pattern, value) is None:
         return False
     try:
-        if kind is dt.datetime:
-            has_time = "T" in value.upper() or " " in value
-            return has_time and bool(dt.datetime.fromisoformat(value))
-        return bool(re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value)) and bool(
-            dt.date.fromisoformat(value)
-        )
+        parse = dt.datetime.fromisoformat if kind is dt.datetime else dt.date.fromisoformat
+        return bool(parse(value))
     except ValueError:
         return False
 

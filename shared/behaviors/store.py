@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from shared.models import Account, Behavior, BehaviorVersion, utcnow
 
 from .definition import (
+    DATE_PATTERN,
+    DATETIME_PATTERN,
     MAX_NESTING,
     ParseError,
     account_names,
@@ -188,9 +190,9 @@ def validate_payload(behavior: LoadedBehavior, payload: Any) -> tuple[dict[str, 
     values: dict[str, Any] = {}
     for key in payload:
         if key not in schema:
-            problems.append(f"inputs.{key}: unknown input (expected {', '.join(schema)})")
+            problems.append(f"payload.{key}: unknown input (expected {', '.join(schema)})")
     for name, spec in schema.items():
-        where = f"inputs.{name}"
+        where = f"payload.{name}"
         if name not in payload or payload[name] is None:
             if spec.get("default") is not None:
                 values[name] = spec["default"]
@@ -199,6 +201,8 @@ def validate_payload(behavior: LoadedBehavior, payload: Any) -> tuple[dict[str, 
             continue
         value = payload[name]
         kind = spec.get("type", "string")
+        if kind == "integer" and isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON's 3.0 is the integer 3 (as JSON Schema's integer says)
         problem = type_problem(value, kind)
         if problem:
             problems.append(f"{where}: {problem}")
@@ -211,3 +215,70 @@ def validate_payload(behavior: LoadedBehavior, payload: Any) -> tuple[dict[str, 
             problems.append(f"{where}: longer than {limit}")
         values[name] = value
     return values, problems
+
+
+_TYPE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "string": {"type": "string"},
+    "integer": {"type": "integer"},
+    "number": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "object": {"type": "object"},
+    "array": {"type": "array"},
+    "date": {"type": "string", "format": "date", "pattern": DATE_PATTERN},
+    "datetime": {
+        "type": "string",
+        "pattern": DATETIME_PATTERN,
+        "description": "ISO 8601, e.g. 2024-05-31T09:30:00Z (the date and time must exist)",
+    },
+}
+PAYLOAD_LIMITS = (
+    f"At most {MAX_PAYLOAD_BYTES} bytes as compact JSON and {MAX_NESTING} levels of lists and "
+    "objects; no string may hold NUL or an unpaired surrogate."
+)
+
+
+def payload_json_schema(behavior: LoadedBehavior) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of a payload `validate_payload` accepts for `behavior`.
+
+    Stated: unknown inputs (when inputs are declared), required inputs without a default,
+    each input's type, enum and max_length; null or a missing input means its default. Left
+    to the server (and said in the description): the size, nesting and text limits, and that
+    a date or date-time names a real day and time.
+    """
+    schema: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"Payload of {behavior.name}",
+        "description": "Checked against the behavior's inputs when a run is triggered; 422 lists "
+        "every input that does not fit (`payload.<input>: ...`). " + PAYLOAD_LIMITS,
+        "type": "object",
+    }
+    if not behavior.inputs:
+        return schema  # without inputs any object is accepted
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for name, spec in behavior.inputs.items():
+        kind = spec.get("type", "string")
+        prop = dict(_TYPE_SCHEMAS.get(kind, {}))
+        if spec.get("description"):
+            prop["description"] = spec["description"]
+        if "enum" in spec:
+            prop["enum"] = list(spec["enum"])
+        limit = spec.get("max_length")
+        if limit is not None:
+            prop["maxItems" if kind == "array" else "maxLength"] = limit
+        if spec.get("default") is not None:
+            prop["default"] = spec["default"]
+        elif spec.get("required"):
+            required.append(name)
+            properties[name] = prop
+            continue
+        if "type" in prop:  # null (like leaving it out) means the default, or nothing
+            prop["type"] = [prop["type"], "null"]
+        if "enum" in prop:
+            prop["enum"].append(None)
+        properties[name] = prop
+    schema["properties"] = properties
+    schema["additionalProperties"] = False
+    if required:
+        schema["required"] = required
+    return schema

@@ -137,18 +137,12 @@ def check_schedule(session: Session, data: Any, existing: Schedule | None = None
             problems.append(f'behavior: no behavior named "{behavior_name}"')
     if behavior is not None:
         _, payload_problems = validate_payload(behavior, payload)
-        problems.extend(_payload_problem(p) for p in payload_problems)
+        problems.extend(payload_problems)
     elif not isinstance(payload, dict):
         problems.append("payload: expected an object")
     if problems:
         raise ScheduleInvalid(problems)
     return values
-
-
-def _payload_problem(problem: str) -> str:
-    if problem.startswith("inputs."):
-        return "payload." + problem[len("inputs.") :]
-    return problem
 
 
 def rule_of(values: dict[str, Any] | Schedule) -> Rule:

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.behaviors.store import load_behavior
 from shared.models import Account, Run, Sync, isoformat
 from shared.salesforce import SalesforceClient, errors
+from shared.validation import integral, problems_of
 
 from .schedule import schedule_sync
 from .store import ALWAYS
@@ -42,6 +43,10 @@ _API_NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
 _TEXT = r"^[^\x00]*$"
 _MAX_INT = 2**31 - 1
 FieldName = Annotated[str, Field(min_length=1, max_length=80, pattern=_API_NAME)]
+# JSON's 50000.0 is the integer 50000 (JSON Schema's integer includes it); 2.5 is refused.
+_Id = Annotated[int, Field(ge=1, le=_MAX_INT), BeforeValidator(integral)]
+_Every = Annotated[int, Field(ge=60, le=31 * 24 * 3600), BeforeValidator(integral)]
+_Lookback = Annotated[int, Field(ge=0, le=7 * 24 * 3600), BeforeValidator(integral)]
 
 
 class SyncBody(BaseModel):
@@ -50,16 +55,16 @@ class SyncBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=100, pattern=_NAME)
-    account_id: int = Field(ge=1, le=_MAX_INT)
+    account_id: _Id
     object: str = Field(min_length=1, max_length=80, pattern=_API_NAME)
     fields: list[FieldName] = Field(default_factory=list, max_length=500)
     cron: str | None = Field(default=None, max_length=100, pattern=_TEXT)
-    every_seconds: int | None = Field(default=None, ge=60, le=31 * 24 * 3600)
+    every_seconds: _Every | None = None
     timezone: str = Field(default="UTC", max_length=64, pattern=_TEXT)
     enabled: bool = True
     api: Literal["auto", "rest", "bulk"] = "auto"
-    bulk_threshold: int = Field(default=50000, ge=1, le=_MAX_INT)
-    lookback_seconds: int = Field(default=0, ge=0, le=7 * 24 * 3600)
+    bulk_threshold: _Id = 50000
+    lookback_seconds: _Lookback = 0
     on_change: str | None = Field(default=None, max_length=100, pattern=_TEXT)
 
 
@@ -69,16 +74,16 @@ class SyncPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str | None = Field(default=None, min_length=1, max_length=100, pattern=_NAME)
-    account_id: int | None = Field(default=None, ge=1, le=_MAX_INT)
+    account_id: _Id | None = None
     object: str | None = Field(default=None, pattern=_API_NAME, max_length=80)
     fields: list[FieldName] | None = Field(default=None, max_length=500)
     cron: str | None = Field(default=None, max_length=100, pattern=_TEXT)
-    every_seconds: int | None = Field(default=None, ge=60, le=31 * 24 * 3600)
+    every_seconds: _Every | None = None
     timezone: str | None = Field(default=None, max_length=64, pattern=_TEXT)
     enabled: bool | None = None
     api: Literal["auto", "rest", "bulk"] | None = None
-    bulk_threshold: int | None = Field(default=None, ge=1, le=_MAX_INT)
-    lookback_seconds: int | None = Field(default=None, ge=0, le=7 * 24 * 3600)
+    bulk_threshold: _Id | None = None
+    lookback_seconds: _Lookback | None = None
     on_change: str | None = Field(default=None, max_length=100, pattern=_TEXT)
 
 
@@ -86,12 +91,6 @@ class DefinitionInvalid(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
-
-
-def pydantic_problems(exc: ValidationError) -> list[str]:
-    return [
-        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
-    ]
 
 
 def describe_fields(runtime: Runtime, account_id: int, obj: str) -> dict[str, str] | None:
@@ -195,7 +194,7 @@ def create_sync(session: Session, body: Any, describe: Describe) -> Sync:
     try:
         parsed = SyncBody.model_validate(body)
     except ValidationError as exc:
-        raise DefinitionInvalid(pydantic_problems(exc)) from None
+        raise DefinitionInvalid(problems_of(exc)) from None
     values = _normalise(parsed.model_dump())
     described = _describe_first(describe, values)
     problems = check(session, values, described, None)
@@ -213,7 +212,7 @@ def update_sync(session: Session, sync: Sync, body: Any, describe: Describe) -> 
     try:
         parsed = SyncPatch.model_validate(body)
     except ValidationError as exc:
-        raise DefinitionInvalid(pydantic_problems(exc)) from None
+        raise DefinitionInvalid(problems_of(exc)) from None
     changes = parsed.model_dump(exclude_unset=True)
     nullable = {"cron", "every_seconds", "on_change"}
     bad = [f"{k}: must not be null" for k, v in changes.items() if v is None and k not in nullable]

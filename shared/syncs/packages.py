@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shared.models import Account, Sync
+from shared.validation import problems_of
 
 from .definitions import (
     DefinitionInvalid,
@@ -30,7 +31,6 @@ from .definitions import (
     SyncBody,
     _normalise,
     check,
-    pydantic_problems,
 )
 from .schedule import schedule_sync
 
@@ -84,7 +84,7 @@ def import_syncs(
         try:
             values = _normalise(SyncBody.model_validate(data).model_dump())
         except ValidationError as exc:
-            problems.extend(f"{where}.{p}" for p in pydantic_problems(exc))
+            problems.extend(problems_of(exc, prefix=where))
             continue
         existing = session.scalar(select(Sync).where(Sync.name == values["name"]))
         if existing is not None and not update:

@@ -1,14 +1,16 @@
 """Webhook subscriptions: pydantic bodies, create/update/delete, what the API shows.
 
 URLs: https anywhere, or plain http to a loopback host (a local receiver). At save time the
-URL's form is checked and a numeric host is judged by the SSRF guard (loopback allowed);
-host names are resolved and judged again at every delivery, so a name that later points at a
-private address is refused then (the attempt records the rule).
+URL's form is checked without any DNS lookup (`WEBHOOK_URL_PATTERN`, which the API's schema
+states; an IP address is accepted only for loopback); host names are resolved and judged by
+the SSRF guard at every delivery, so a name that points at a private address is refused then
+(the attempt records the rule).
 The secret is generated here, returned once by `create_webhook`, stored encrypted.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 from shared.crypto import Crypto
 from shared.models import Webhook, WebhookDelivery, WebhookEvent, isoformat
 from shared.outbound.guard import Policy, Refused, check_url, parse_numeric_host
+from shared.validation import problems_of
 
 from .events import EVENT_TYPES, PING, emit
 from .signing import new_secret
@@ -34,10 +37,35 @@ EventType = Literal[
 assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LOOPBACK = rf"(?:localhost|127\.{_OCTET}\.{_OCTET}\.{_OCTET}|\[::1\])"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# The last label starts with a letter, so a name is never read as an address (`10.0.0.1`,
+# `0x0a000001` and `2130706433` are addresses to inet_aton).
+_NAME = rf"(?:{_LABEL}\.)*[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?"
+_PORT = (
+    r"(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]"
+    r"|6553[0-5]))?"
+)
+_PCHAR = r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})"
+_REST = rf"(?:/(?:{_PCHAR}|/)*)?(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?"
+WEBHOOK_URL_PATTERN = rf"^(?:https://(?:{_NAME}|{_LOOPBACK})|http://{_LOOPBACK}){_PORT}{_REST}$"
+"""Every URL a subscription accepts, and only those (the API's schema states it)."""
+WEBHOOK_URL_MAX = 2000
+WEBHOOK_URL_TEXT = (
+    "https://host[:port][/path][?query], or plain http to a loopback receiver (localhost, "
+    "127.x.x.x, [::1]). The host is a DNS name; an IP address is accepted only for loopback. "
+    "Characters outside RFC 3986's are percent-encoded; no user:password@. At every delivery "
+    "the name is resolved and the SSRF guard refuses it when any address it resolves to is "
+    "private, loopback (unless named as loopback), link-local, a cloud metadata address, "
+    "multicast or reserved: that attempt fails with the rule's name."
+)
+
+
 def check_webhook_url(url: str) -> str:
-    url = url.strip()
+    """`url` if a subscription may use it (WEBHOOK_URL_PATTERN), else ValueError saying why."""
     parts = urlsplit(url)
-    if parts.scheme not in ("https", "http"):
+    if parts.scheme not in ("https", "http") or not url.startswith(parts.scheme + "://"):
         raise ValueError("must be an https URL (or http to a loopback receiver)")
     try:
         host = parts.hostname
@@ -46,6 +74,8 @@ def check_webhook_url(url: str) -> str:
         raise ValueError(f"malformed URL: {exc}") from None
     if not host:
         raise ValueError("the URL has no host")
+    if "@" in parts.netloc:
+        raise ValueError("user names and passwords in the URL are not accepted")
     numeric = parse_numeric_host(host)
     loopback = host.lower() == "localhost" or (numeric is not None and numeric.is_loopback)
     if parts.scheme == "http" and not loopback:
@@ -55,6 +85,14 @@ def check_webhook_url(url: str) -> str:
             check_url(url, Policy(allow_loopback=True, resolver=lambda h, p: []))
         except Refused as exc:
             raise ValueError(exc.message) from None
+        if not loopback:
+            raise ValueError("name the receiver by its DNS name (an IP address only for loopback)")
+    if re.fullmatch(WEBHOOK_URL_PATTERN, url) is None:
+        raise ValueError(
+            "not a URL a subscription accepts: https://host[:port][/path][?query] with "
+            "letters, digits and -._~!$&'()*+,;=:@/?% (percent-encode the rest), a port from "
+            "1 to 65535, a loopback address as 127.x.x.x or [::1]"
+        )
     return url
 
 
@@ -63,7 +101,7 @@ class WebhookCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="WebhookInput")
 
-    url: str = Field(max_length=2000)
+    url: str = Field(max_length=WEBHOOK_URL_MAX)
     events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
     enabled: bool = True
     description: str | None = Field(default=None, max_length=500)
@@ -79,7 +117,7 @@ class WebhookUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="WebhookPatch")
 
-    url: str | None = Field(default=None, max_length=2000)
+    url: str | None = Field(default=None, max_length=WEBHOOK_URL_MAX)
     events: list[EventType] | None = Field(default=None, min_length=1)
     enabled: bool | None = None
     description: str | None = Field(default=None, max_length=500)
@@ -94,16 +132,6 @@ class WebhookInvalid(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
-
-
-def problems_of(exc: ValidationError) -> list[str]:
-    """pydantic's errors as `field: message` lines, every one."""
-    out = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "body"
-        message = error["msg"].removeprefix("Value error, ")
-        out.append(f"{where}: {message}")
-    return out
 
 
 def parse(model: type[BaseModel], data: Any) -> Any:

@@ -39,7 +39,7 @@ def test_bad_json_and_bad_payload_exit_2(runtime, settings):
     assert result.returncode == 2 and "--payload" in result.stderr
     result = forcebot(settings, "trigger", "noop", "--payload", '{"n": "x", "y": 1}')
     assert result.returncode == 2
-    assert "inputs.n:" in result.stderr and "inputs.y:" in result.stderr
+    assert "payload.n:" in result.stderr and "payload.y:" in result.stderr
     assert "Traceback" not in result.stderr
     result = forcebot(settings, "trigger", "missing")
     assert result.returncode == 2 and "no behavior named" in result.stderr

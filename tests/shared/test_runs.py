@@ -42,9 +42,9 @@ def test_create_run_lists_every_problem_and_saves_nothing(runtime, echo_behavior
     with runtime.Session.begin() as session:
         with pytest.raises(runs.PayloadInvalid) as info:
             runs.create_run(session, "test-echo", {"n": "x", "extra": 1})
-    assert "inputs.email: required" in info.value.problems
-    assert any(p.startswith("inputs.n:") for p in info.value.problems)
-    assert any(p.startswith("inputs.extra:") for p in info.value.problems)
+    assert "payload.email: required" in info.value.problems
+    assert any(p.startswith("payload.n:") for p in info.value.problems)
+    assert any(p.startswith("payload.extra:") for p in info.value.problems)
     assert _count(runtime) == 0
 
 

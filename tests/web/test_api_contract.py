@@ -295,7 +295,7 @@ def test_trigger_payload_problems_are_listed_by_path(api: Any) -> None:
                   "steps": [{"id": "s", "action": "set", "vars": {"x": 1}}]}  # fmt: skip
     assert api.post("/behaviors", json=definition).status_code == 201
     body = assert_spec_error(api.post("/behaviors/needs-email/runs", json={"payload": {}}), 422)
-    assert any(d.startswith("inputs.email: required") for d in body["error"]["details"])
+    assert body["error"]["details"] == ["payload.email: required"]
     body = assert_spec_error(api.post("/behaviors/needs-email/runs", json={"payload": 5}), 422)
     assert [d.split(":")[0] for d in body["error"]["details"]] == ["payload"]
 
@@ -330,3 +330,33 @@ def test_schedule_filter_with_nul_or_empty_is_422(api: Any, value: str) -> None:
     # Found by schemathesis: a NUL reached PostgreSQL (a 500); an empty filter is not "none".
     body = assert_spec_error(api.get("/schedules", query_string={"behavior": value}), 422)
     assert [d.split(":")[0] for d in body["error"]["details"]] == ["behavior"]
+
+
+def test_every_integer_in_every_body_takes_integral_numbers(app: Any) -> None:
+    # Found by schemathesis: `every_seconds: 2888.0` (schedules) and `lookback_seconds:
+    # 51970.0` (syncs) fit the document's `integer` and were 422.
+    from pydantic import ValidationError
+
+    from web.api.contract import OPERATIONS
+
+    checked = []
+    for model in dict.fromkeys(op.body for op in OPERATIONS if op.body is not None):
+        for name, prop in model.model_json_schema().get("properties", {}).items():
+            options = prop.get("anyOf", [prop])
+            integer = next((o for o in options if o.get("type") == "integer"), None)
+            if integer is None:
+                continue
+            value = float(max(integer.get("minimum", 1), 1, integer.get("exclusiveMinimum", 0) + 1))
+            try:
+                model.model_validate({name: value}, strict=True)
+            except ValidationError as exc:
+                wrong = [e for e in exc.errors() if e["loc"][:1] == (name,)]
+                assert wrong == [], (model.__name__, name, value)
+            try:
+                model.model_validate({name: value + 0.5}, strict=True)
+            except ValidationError as exc:
+                assert any(e["loc"][:1] == (name,) for e in exc.errors()), (model, name)
+            else:
+                raise AssertionError(f"{model.__name__}.{name} took {value + 0.5}")
+            checked.append(f"{model.__name__}.{name}")
+    assert {"ScheduleChange.every_seconds", "SyncPatch.lookback_seconds"} <= set(checked)

@@ -56,9 +56,9 @@ def test_bad_payload_lists_every_problem_and_saves_nothing(runtime, api):
     response = api.post("/behaviors/noop/runs", json={"payload": {"label": "c", "zzz": 1}})
     assert response.status_code == 422
     details = response.get_json()["error"]["details"]
-    assert "inputs.n: required" in details
-    assert any(d.startswith("inputs.label:") for d in details)
-    assert any(d.startswith("inputs.zzz:") for d in details)
+    assert "payload.n: required" in details
+    assert any(d.startswith("payload.label:") for d in details)
+    assert any(d.startswith("payload.zzz:") for d in details)
     assert _count(runtime) == 0
 
 
@@ -158,3 +158,30 @@ def test_routes_are_documented(api):
         "/runs/{id}/replay",
     ):
         assert path in paths
+
+
+def test_payload_schema_is_served_and_agrees_with_the_trigger(runtime, api):
+    import jsonschema
+
+    _save(runtime)
+    response = api.get("/behaviors/noop/payload.schema.json")
+    assert response.status_code == 200
+    schema = response.get_json()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert api.get("/behaviors/noop").get_json()["payload_schema"] == schema
+    assert schema["required"] == ["n"] and schema["additionalProperties"] is False
+    validator = jsonschema.Draft202012Validator(schema)
+    for payload in ({"n": 1}, {"n": 2.0, "label": "a"}, {"n": 1, "label": None}, {},
+                    {"n": "1"}, {"n": 1.5}, {"n": 1, "label": "c"}, {"n": 1, "x": 0}):  # fmt: skip
+        response = api.post("/behaviors/noop/runs", json={"payload": payload})
+        assert response.status_code in (202, 422), response.get_json()
+        assert (response.status_code == 202) is validator.is_valid(payload), payload
+    assert api.get("/behaviors/noop/payload.schema.json?version=2").status_code == 404
+    assert api.get("/behaviors/nope/payload.schema.json").status_code == 404
+    operation = api.get("/openapi.json").get_json()["paths"]
+    assert "get" in operation["/behaviors/{name}/payload.schema.json"]
+    body = operation["/behaviors/{name}/runs"]["post"]["requestBody"]["content"]
+    ref = body["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    components = api.get("/openapi.json").get_json()["components"]["schemas"]
+    described = components[ref]["properties"]["payload"]["description"]
+    assert "/behaviors/{name}/payload.schema.json" in described

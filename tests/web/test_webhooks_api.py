@@ -40,7 +40,7 @@ def test_every_problem_is_listed_and_nothing_saved(api, runtime):
     )
     assert response.status_code == 422
     details = response.get_json()["error"]["details"]
-    assert [d.split(":")[0] for d in details] == ["url", "events.0", "enabled", "extra"]
+    assert [d.split(":")[0] for d in details] == ["url", "events[0]", "enabled", "extra"]
     with runtime.Session() as session:
         assert session.scalar(select(func.count()).select_from(Webhook)) == 0
 
@@ -56,6 +56,12 @@ def test_urls_must_be_https_or_loopback_and_not_private(api):
         ("https://[::ffff:192.168.1.1]/x", False),
         ("https://0x0a000001/x", False),
         ("https://host:notaport/x", False),
+        ("https://[::1]:8443/x", True),
+        ("https://93.184.216.34/x", False),  # an IP address only for loopback
+        ("http://127.1/x", False),  # a loopback address is written 127.x.x.x
+        ("https://user:pw@hooks.example.com/x", False),
+        ("https://hooks.example.com:0/x", False),
+        (" https://hooks.example.com/x", False),
     ]:
         response = api.post("/webhooks", json={"url": url, "events": ["run.failed"]})
         assert (response.status_code == 201) is ok, (url, response.get_json())
@@ -150,3 +156,29 @@ def test_fuzzed_webhook_bodies_are_4xx_never_500(api, runtime):
             assert response.get_json()["error"]["details"]
 
     check()
+
+
+def test_the_documented_url_pattern_is_what_the_server_accepts(api, monkeypatch):
+    import re
+    import socket
+
+    from shared.webhooks.subscriptions import WEBHOOK_URL_PATTERN, check_webhook_url
+
+    def no_lookup(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"a webhook URL was resolved at save time: {args[0]!r}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
+    schemas = api.get("/openapi.json").get_json()["components"]["schemas"]
+    for model in ("WebhookIn", "WebhookChange"):
+        url = schemas[model]["properties"]["url"]
+        url = next((s for s in url.get("anyOf", []) if s.get("type") == "string"), url)
+        assert url["pattern"] == WEBHOOK_URL_PATTERN and url["format"] == "uri", model
+        assert url["maxLength"] == 2000 and "SSRF guard" in url["description"]
+
+    @FUZZ
+    @given(st.from_regex(re.compile(WEBHOOK_URL_PATTERN.removesuffix("$")), fullmatch=True))
+    def accepted(url: str) -> None:
+        if len(url) <= 2000:
+            assert check_webhook_url(url) == url
+
+    accepted()

@@ -25,7 +25,13 @@ from shared.behaviors.definition import (
 )
 from shared.behaviors.packages import import_package
 from shared.behaviors.registry import registered
-from shared.behaviors.store import DefinitionInvalid, get_version, save_behavior
+from shared.behaviors.store import (
+    DefinitionInvalid,
+    get_version,
+    load_behavior,
+    payload_json_schema,
+    save_behavior,
+)
 from shared.models import Behavior, BehaviorVersion
 from web.api import api
 from web.api.contract import PATH_PARAM_SCHEMAS, Body, Query, Reply, operation
@@ -98,6 +104,11 @@ class BehaviorOut(BehaviorSummary):
     source: str | None = None
     definition: dict[str, Any] | None = None
     current_version: int | None = Field(None, description="the newest version (GET only)")
+    payload_schema: dict[str, Any] | None = Field(
+        None,
+        description="GET only: the JSON Schema of a run's `payload`, generated from `inputs` "
+        "(also served at GET /behaviors/{name}/payload.schema.json)",
+    )
 
 
 class BehaviorList(Reply):
@@ -289,7 +300,7 @@ def get_behavior(name: str, *, query: VersionQuery) -> Any:
     behavior = db().scalars(select(Behavior).where(Behavior.name == name)).one_or_none()
     if behavior is None:
         if name in registered():
-            return _python_to_dict(name)
+            return {**_python_to_dict(name), "payload_schema": _payload_schema(name, None)}
         raise not_found(f'behavior "{name}"')
     version = get_version(db(), name, query.version)
     if version is None:
@@ -297,7 +308,31 @@ def get_behavior(name: str, *, query: VersionQuery) -> Any:
     data = behavior_to_dict(behavior, version, _version_count(behavior.id))
     data["version"] = version.version
     data["current_version"] = behavior.current_version
+    data["payload_schema"] = _payload_schema(name, version.version)
     return data
+
+
+def _payload_schema(name: str, version: int | None) -> dict[str, Any]:
+    loaded = load_behavior(db(), name, version)
+    if loaded is None or (version is not None and loaded.version != version):
+        raise not_found(f'behavior "{name}"' if version is None else
+                        f'version {version} of behavior "{name}"')  # fmt: skip
+    return payload_json_schema(loaded)
+
+
+@operation(
+    api,
+    "GET",
+    "/behaviors/<name>/payload.schema.json",
+    "JSON Schema of a run's payload for this behavior (?version=N for an older one)",
+    description="Generated from the behavior's `inputs:`, with the same rules "
+    "POST /behaviors/{name}/runs applies to `payload` (unknown inputs, required ones, "
+    "types, enums, max_length). The size and nesting limits and real calendar dates are "
+    "checked on the server only; its 422 lists each failure as `payload.<input>: ...`.",
+    query=VersionQuery,
+)
+def behavior_payload_schema(name: str, *, query: VersionQuery) -> Any:
+    return _payload_schema(name, query.version)
 
 
 @operation(

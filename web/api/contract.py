@@ -66,6 +66,8 @@ from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from shared.validation import integral, problems_of
+
 from .errors import json_body, validation_error
 
 MAX_ID = 2**31 - 1  # ids are INTEGER columns (32-bit on PostgreSQL)
@@ -107,41 +109,10 @@ QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
 """A query-string boolean: exactly `true`, `false`, `1` or `0`; anything else is 422."""
 
 
-def integral(value: Any) -> Any:
-    """37.0 as 37 (JSON Schema's `integer` includes it); anything else unchanged."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
 JsonInt = Annotated[int, BeforeValidator(integral)]
 """An integer in a JSON body: `37.0` is accepted (as 37); `2.5`, `"37"` and `true` are not.
 With bounds, put them before the validator so they reach the document:
 `Annotated[int, Field(ge=0, le=9), BeforeValidator(integral)]`."""
-
-
-def problems_of(exc: ValidationError, prefix: str = "") -> list[str]:
-    """pydantic's errors as SPEC's `path: message` lines (`payload.email: required`)."""
-    lines = []
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = [str(part) or '""' for part in error["loc"] if not _is_wrapper(part)]
-        path = ".".join([prefix, *loc] if prefix else loc) or "body"
-        kind = error["type"]
-        if kind == "missing":
-            message = "required"
-        elif kind == "extra_forbidden":
-            message = "unknown field"
-        else:
-            message = str(error["msg"]).removeprefix("Value error, ")
-        line = f"{path}: {message}"
-        if line not in lines:
-            lines.append(line)
-    return lines
-
-
-def _is_wrapper(part: Any) -> bool:
-    # Union members and function validators appear in `loc` as "str", "function-after[...]"...
-    return isinstance(part, str) and ("[" in part or part in ("str", "int", "bool", "dict"))
 
 
 @dataclass

@@ -44,8 +44,10 @@ def _load(run_id: int) -> Run:
 class TriggerBody(Body):
     payload: dict[str, Any] = Field(
         default_factory=dict,
-        description="checked against the behavior's `inputs:` (GET /behaviors/{name} shows "
-        "them); 422 lists every input that does not fit, e.g. `payload.email: required`",
+        description="checked against the behavior's `inputs:`; 422 lists every input that "
+        "does not fit, e.g. `payload.email: required`. Its JSON Schema, generated from the "
+        "inputs: GET /behaviors/{name}/payload.schema.json (or `payload_schema` in "
+        "GET /behaviors/{name}).",
     )
     idempotency_key: Annotated[
         str | None,

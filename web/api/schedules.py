@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from sqlalchemy import select
 
 from shared.models import Schedule
@@ -26,7 +26,7 @@ from shared.schedules import (
 from web.api import api
 
 from ..db import db
-from .contract import Body, Query, Reply, operation
+from .contract import Body, Query, Reply, integral, operation
 from .errors import get_or_404, validation_error
 
 Name = Annotated[str, Field(min_length=1, max_length=100, description="[a-z0-9-], unique")]
@@ -34,9 +34,18 @@ Cron = Annotated[
     str,
     Field(max_length=100, description="five fields, read in `timezone`", examples=["*/15 * * * *"]),
 ]
-Every = Annotated[int, Field(ge=1, description="seconds; slots are multiples since the epoch")]
+Every = Annotated[
+    int,
+    Field(ge=1, description="seconds; slots are multiples since the epoch"),
+    BeforeValidator(integral),
+]
 Zone = Annotated[str, Field(max_length=64, description="IANA name", examples=["Europe/Paris"])]
 Time = Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
+
+PAYLOAD_TEXT = (
+    "checked against the behavior's `inputs:` (422 lists every input that does not fit, e.g. "
+    "`payload.email: required`); its JSON Schema: GET /behaviors/<behavior>/payload.schema.json"
+)
 
 
 class ScheduleCreate(Body):
@@ -47,7 +56,7 @@ class ScheduleCreate(Body):
     cron: Cron | None = None
     every_seconds: Every | None = None
     timezone: Zone = "UTC"
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: dict[str, Any] = Field(default_factory=dict, description=PAYLOAD_TEXT)
     enabled: bool = True
 
 
@@ -59,7 +68,7 @@ class ScheduleChange(Body):
     cron: Cron | None = None
     every_seconds: Every | None = None
     timezone: Zone | None = None
-    payload: dict[str, Any] | None = None
+    payload: dict[str, Any] | None = Field(None, description=PAYLOAD_TEXT)
     enabled: bool | None = None
 
 

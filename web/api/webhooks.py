@@ -9,10 +9,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import select
 
 from shared.models import Webhook, WebhookDelivery
 from shared.webhooks.subscriptions import (
+    WEBHOOK_URL_MAX,
+    WEBHOOK_URL_PATTERN,
+    WEBHOOK_URL_TEXT,
     EventType,
     WebhookInvalid,
     check_webhook_url,
@@ -32,7 +36,11 @@ from .errors import ApiError, get_or_404, validation_error
 
 Url = Annotated[
     str,
-    Field(max_length=2000, description="https, or plain http to a loopback receiver"),
+    Field(
+        max_length=WEBHOOK_URL_MAX,
+        description=WEBHOOK_URL_TEXT,
+        json_schema_extra={"format": "uri", "pattern": WEBHOOK_URL_PATTERN},
+    ),
 ]
 Events = Annotated[list[EventType], Field(min_length=1, max_length=6)]
 Description = Annotated[str, Field(max_length=500)]
@@ -51,12 +59,21 @@ class WebhookIn(Body):
 
 
 class WebhookChange(Body):
-    """Only the fields sent change."""
+    """Only the fields sent change; description null clears it (url, events, enabled must
+    not be null: the document says so, and the server answers 422)."""
 
-    url: Url | None = None
-    events: Events | None = None
-    enabled: bool | None = None
+    model_config = {"json_schema_extra": lambda schema: _no_null_defaults(schema)}
+
+    url: Url | SkipJsonSchema[None] = None
+    events: Events | SkipJsonSchema[None] = None
+    enabled: bool | SkipJsonSchema[None] = None
     description: Description | None = None
+
+
+def _no_null_defaults(schema: dict[str, Any]) -> None:
+    # "Left out" is the default; null is not a value these fields take.
+    for name in ("url", "events", "enabled"):
+        schema["properties"][name].pop("default", None)
 
     @field_validator("url")
     @classmethod

@@ -45,7 +45,7 @@ def index() -> Any:
 @bp.post("")
 def create() -> Any:
     values = {
-        "url": request.form.get("url", ""),
+        "url": request.form.get("url", "").strip(),
         "events": request.form.getlist("events"),
         "description": request.form.get("description") or None,
     }

@@ -78,13 +78,13 @@ def test_validate_payload_lists_every_problem(runtime: Any) -> None:
     assert problems == [] and values == {"email": "a@b.c", "count": 1}
     _, problems = validate_payload(loaded, {"count": "3", "kind": "c", "extra": 1})
     assert problems == [
-        "inputs.extra: unknown input (expected email, count, kind)",
-        "inputs.email: required",
-        "inputs.count: expected integer, got string",
-        'inputs.kind: must be one of "a", "b"',
+        "payload.extra: unknown input (expected email, count, kind)",
+        "payload.email: required",
+        "payload.count: expected integer, got string",
+        'payload.kind: must be one of "a", "b"',
     ]
     _, problems = validate_payload(loaded, {"email": "x" * 21})
-    assert problems == ["inputs.email: longer than 20"]
+    assert problems == ["payload.email: longer than 20"]
     _, problems = validate_payload(loaded, {"email": "x" * 70_000})
     assert problems[0].startswith("payload: ") and "limit" in problems[0]
     _, problems = validate_payload(loaded, ["not", "an", "object"])
@@ -102,7 +102,7 @@ def test_python_behaviors_load_from_the_registry(runtime: Any) -> None:
             loaded = load_behavior(session, "py-hello")
         assert loaded.function is hello and loaded.version is None
         assert loaded.account == "acme" and loaded.description == "Say hello."
-        assert validate_payload(loaded, {})[1] == ["inputs.name: required"]
+        assert validate_payload(loaded, {})[1] == ["payload.name: required"]
     finally:
         unregister("py-hello")
     with runtime.Session() as session:
