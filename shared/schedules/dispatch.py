@@ -146,7 +146,7 @@ def _dispatch_batch(
     rows = session.execute(query).all()
     if not rows:
         return 0
-    stamp = _stamper(dialect)
+    stamp = stamper(dialect)
     behaviors: dict[str, LoadedBehavior | None] = {}
     # Schedules that share a timing share its slots: compute them once per batch.
     timings: dict[tuple[str | None, int | None, str], tuple[datetime, datetime] | str] = {}
@@ -235,9 +235,10 @@ def _dispatch_batch(
     return len(rows)
 
 
-def _stamper(dialect: Dialect) -> Callable[[datetime], str]:
-    """Times as the JSON batches carry them: the column's own storage text on SQLite (so the
-    compare-and-swap matches the stored `next_run_at` exactly), ISO 8601 on PostgreSQL."""
+def stamper(dialect: Dialect) -> Callable[[datetime], str]:
+    """A memoizing formatter of aware times as JSON row sets carry them: the column's own
+    storage text on SQLite (so a compare-and-swap matches the stored value exactly and
+    SQLAlchemy reads it back), ISO 8601 with the offset on PostgreSQL."""
     process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     cache: dict[datetime, str] = {}
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -223,17 +224,30 @@ def _run(
                 },
             )
 
-    page = fetch(build_query(sync.object, names, position))
-    while True:
-        records = list(page.get("records") or [])
-        if records:
-            _apply(runtime, claim, sync, names, records, progress, on_change, on_queued)
-        next_url = page.get("nextRecordsUrl")
-        if page.get("done", True) or not next_url:
-            return progress
-        if recorder.should_stop():
-            raise _Stopped()
-        page = fetch(next_url=next_url)
+    # While a page is applied, the next one is already being fetched (its URL is in the page):
+    # the API's latency and the database's work overlap instead of adding up. At most two pages
+    # are held, the one being applied and the one arriving; the cursor still moves only when a
+    # page is applied, so a crash or a cancel loses at most the page in flight.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sync-{sync_id}-fetch")
+    try:
+        page = fetch(build_query(sync.object, names, position))
+        while True:
+            records = list(page.get("records") or [])
+            next_url = page.get("nextRecordsUrl")
+            more = bool(next_url) and not page.get("done", True)
+            ahead = pool.submit(fetch, next_url=next_url) if more else None
+            page = {}  # the next page replaces it; nothing else holds the one applied
+            if records:
+                _apply(runtime, claim, sync, names, records, progress, on_change, on_queued)
+            del records
+            if ahead is None:
+                return progress
+            if recorder.should_stop():
+                raise _Stopped()
+            page = ahead.result()
+    finally:
+        # A failure, a cancel or a lost claim does not wait for the page in flight.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _fenced_run(session: Any, claim: Claim) -> Run:
