@@ -191,7 +191,17 @@ def _run(
         _save_progress(runtime, claim, progress)
     if progress["api"] == "bulk":
         _bulk(
-            runtime, claim, sync, names, position, progress, client, recorder, on_change, on_queued
+            runtime,
+            claim,
+            sync,
+            names,
+            position,
+            progress,
+            client,
+            recorder,
+            on_change,
+            on_queued,
+            client_factory,
         )
         return progress
     # Pages go through a client without `on_exchange`: its summaries parse and redact each
@@ -275,6 +285,7 @@ def _bulk(
     recorder: RunRecorder,
     on_change: OnChange | None,
     on_queued: Callable[[list[int]], Any] | None,
+    client_factory: Callable[..., Any] | None,
 ) -> None:
     state = dict(progress.get("bulk") or {})
     if not state.get("job_id"):
@@ -284,23 +295,86 @@ def _bulk(
         _save_progress(runtime, claim, progress)
     bulk.wait_complete(client, state["job_id"], recorder.should_stop)
     types = describe_fields(runtime, sync.account_id, sync.object) or {}
-    pages = bulk.result_pages(client, state["job_id"], state.get("locator"), types)
-    for records, locator in pages:
+    # Results are streamed (see bulk.result_pages) through a client without `on_exchange`,
+    # whose summaries would read each body whole; each GET is recorded here instead.
+    purpose = "scheduled" if (claim.payload or {}).get("scheduled") else "trigger"
+    make = client_factory or SalesforceClient.for_account
+    results_client = _Recorded(
+        make(runtime, sync.account_id, purpose=purpose, http=bulk.StreamingSession()),
+        recorder,
+        sync.account_id,
+    )
+    chunks = bulk.result_pages(
+        results_client,
+        state["job_id"],
+        state.get("locator"),
+        types,
+        skip=int(state.get("offset") or 0),
+    )
+    for chunk in chunks:
+        records = chunk.records
         top = state.get("max")
         best = (top["system_modstamp"], top["id"]) if top else None
         for record in records:
             pair = (parse_stamp(record["SystemModstamp"]).isoformat(), record["Id"])
             if best is None or pair > best:
                 best = pair
-        state = {**state, "locator": locator}
+        if chunk.last:  # the page is applied: resume at the next one
+            state = {**state, "locator": chunk.locator, "offset": 0}
+        else:  # resume within this page, after the records applied so far
+            state = {**state, "offset": chunk.offset}
         if best is not None:
             state["max"] = {"system_modstamp": best[0], "id": best[1]}
         progress["bulk"] = state
-        final = locator is None
+        final = chunk.last and chunk.locator is None
         cursor = (datetime.fromisoformat(best[0]), best[1]) if final and best else None
-        _apply(runtime, claim, sync, names, records, progress, on_change, on_queued, cursor=cursor)
+        _apply(
+            runtime,
+            claim,
+            sync,
+            names,
+            records,
+            progress,
+            on_change,
+            on_queued,
+            cursor=cursor,
+            page=chunk.last,
+        )
         if not final and recorder.should_stop():
             raise _Stopped()
+
+
+class _Recorded:
+    """A client whose `request`s are recorded as exchanges with method, URL, status, duration
+    (not bodies: a results body is streamed to the parser, not kept)."""
+
+    def __init__(self, client: Any, recorder: RunRecorder, account_id: int) -> None:
+        self.client, self.recorder, self.account_id = client, recorder, account_id
+        self.base_path = client.base_path
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        status: int | None = None
+        error: str | None = None
+        try:
+            response = self.client.request(method, url, **kwargs)
+            status = response.status_code
+            return response
+        except errors.SalesforceError as exc:
+            status, error = exc.status, str(exc)
+            raise
+        finally:
+            self.recorder.exchange(
+                STEP,
+                {
+                    "method": method,
+                    "url": url,
+                    "status": status,
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                    "error": error,
+                    "account_id": self.account_id,
+                },
+            )
 
 
 def _apply(
@@ -314,11 +388,13 @@ def _apply(
     on_queued: Callable[[list[int]], Any] | None,
     *,
     cursor: tuple[datetime, str] | None | bool = True,
+    page: bool = True,
 ) -> None:
     """One page in one transaction: records, triggered runs, cursor and progress.
 
     `cursor`: True (REST) moves the cursor to the page's last record; a pair moves it there;
-    None leaves it (a Bulk results page that is not the last).
+    None leaves it (a Bulk results page that is not the last). `page` is False for a chunk
+    that is not the end of its results page (pages are counted once).
     """
     if cursor is True:
         cursor = (
@@ -348,7 +424,7 @@ def _apply(
             progress["position"] = {"system_modstamp": cursor[0].isoformat(), "id": cursor[1]}
         row.records_total += result.total_delta
         row.records_deleted += result.deleted_delta
-        progress["pages"] += 1
+        progress["pages"] += int(page)
         for key in ("records", "created", "updated", "deleted", "unchanged"):
             progress[key] += getattr(result, key)
         run.progress = {**(run.progress or {}), **progress}
