@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -266,17 +268,17 @@ def rss(size: int = 1_000_000, backend: str = "postgresql", every: float = 0.5) 
         run_id = int(response.json()["id"])
         start = time.perf_counter()
         samples: list[tuple[int, tuple[int, int, int]]] = []  # (records so far, tree_rss())
-        status = "queued"
+        status, error = "queued", None
         while status not in ("succeeded", "failed", "cancelled"):
             time.sleep(every)
             with platform.runtime.Session() as session:
                 run = session.get(Run, run_id)
-                status = run.status
+                status, error = run.status, run.error
                 records = int((run.progress or {}).get("records") or 0)
             samples.append((records, tree_rss()))
         seconds = time.perf_counter() - start
         load = load_average()
-    assert status == "succeeded", status
+    assert status == "succeeded", (status, error)
     mb = 1024 * 1024
     peaks = [max(m[i] for _, m in samples) / mb for i in range(3)]
     marks = {}
@@ -309,6 +311,8 @@ def main() -> None:
         "peak RSS of its process tree, sampled",
     )
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the Platform stops its processes and drops its database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.rss:
         size = 2000 if args.tiny else (args.size if args.size != 100_000 else 1_000_000)
         rss(size, "sqlite" if args.database_url == "sqlite" else "postgresql")

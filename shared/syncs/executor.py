@@ -209,30 +209,44 @@ def _run(
     # with its method, URL, status and duration instead (the records themselves are stored).
     pages_client = make(runtime, sync.account_id, purpose=purpose)
 
-    def fetch(soql: str | None = None, next_url: str | None = None) -> dict[str, Any]:
+    def get(soql: str | None = None, next_url: str | None = None) -> Any:
+        """One page, in the fetching thread: (page, None, summary) or (None, error, summary)."""
         started = time.monotonic()
         status: int | None = 200
         error: str | None = None
+        page: dict[str, Any] | None = None
+        failure: BaseException | None = None
         try:
             if next_url:
-                return dict(pages_client.query_page(next_url=next_url, batch_size=batch_size))
-            return dict(pages_client.query_page(soql, include_deleted=True, batch_size=batch_size))
+                page = dict(pages_client.query_page(next_url=next_url, batch_size=batch_size))
+            else:
+                page = dict(
+                    pages_client.query_page(soql, include_deleted=True, batch_size=batch_size)
+                )
         except errors.SalesforceError as exc:
-            status, error = exc.status, str(exc)
-            raise
-        finally:
-            url = next_url or f"{pages_client.base_path}/queryAll?q={quote(soql or '')}"
-            recorder.exchange(
-                STEP,
-                {
-                    "method": "GET",
-                    "url": url,
-                    "status": status,
-                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                    "error": error,
-                    "account_id": sync.account_id,
-                },
-            )
+            status, error, failure = exc.status, str(exc), exc
+        except BaseException as exc:  # noqa: BLE001 - raised again by `fetched`
+            status, failure = None, exc
+        url = next_url or f"{pages_client.base_path}/queryAll?q={quote(soql or '')}"
+        summary = {
+            "method": "GET",
+            "url": url,
+            "status": status,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            "error": error,
+            "account_id": sync.account_id,
+        }
+        return page, failure, summary
+
+    def fetched(result: Any) -> dict[str, Any]:
+        """Record the GET (here, in the run's thread: the exchange is fenced on the run row,
+        which the page being applied holds locked), then the page or its error."""
+        page, failure, summary = result
+        recorder.exchange(STEP, summary)
+        if failure is not None:
+            raise failure
+        assert page is not None
+        return page
 
     # While a page is applied, the next one is already being fetched (its URL is in the page):
     # the API's latency and the database's work overlap instead of adding up. At most two pages
@@ -240,12 +254,12 @@ def _run(
     # page is applied, so a crash or a cancel loses at most the page in flight.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sync-{sync_id}-fetch")
     try:
-        page = fetch(build_query(sync.object, names, position))
+        page = fetched(get(build_query(sync.object, names, position)))
         while True:
             records = list(page.get("records") or [])
             next_url = page.get("nextRecordsUrl")
             more = bool(next_url) and not page.get("done", True)
-            ahead = pool.submit(fetch, next_url=next_url) if more else None
+            ahead = pool.submit(get, next_url=next_url) if more else None
             page = {}  # the next page replaces it; nothing else holds the one applied
             if records:
                 _apply(runtime, claim, sync, names, records, progress, on_change, on_queued)
@@ -254,7 +268,7 @@ def _run(
                 return progress
             if recorder.should_stop():
                 raise _Stopped()
-            page = ahead.result()
+            page = fetched(ahead.result())
     finally:
         # A failure, a cancel or a lost claim does not wait for the page in flight.
         pool.shutdown(wait=False, cancel_futures=True)
