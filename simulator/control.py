@@ -117,7 +117,10 @@ class SimulatorControl:
         retry_after: str | int | None = None,
         html: bool = False,
         host: str | None = None,
+        after: int = 0,
     ) -> dict[str, Any]:
+        """Fail (or with status=None only delay) `count` requests whose path starts with
+        `prefix`, once `after` matching requests have gone through unharmed."""
         body = {
             "prefix": prefix,
             "count": count,
@@ -128,8 +131,29 @@ class SimulatorControl:
             "retry_after": retry_after,
             "html": html,
             "host": host,
+            "after": after,
         }
         return self._call("POST", "/faults", json=body)
+
+    def fail_query_page(
+        self,
+        n: int,
+        status: int | None = 503,
+        delay_seconds: float = 0.0,
+        version: str = "62.0",
+        count: int = 1,
+    ) -> dict[str, Any]:
+        """Fault the `n`-th queryMore page (1 = the first nextRecordsUrl followed): a 503 by
+        default, or with status=None a stall of `delay_seconds` before it is served."""
+        if n < 1:
+            raise ValueError("n counts queryMore pages from 1")
+        return self.add_fault(
+            f"/services/data/v{version}/query/",
+            count=count,
+            status=status,
+            delay_seconds=delay_seconds,
+            after=n - 1,
+        )
 
     def faults(self) -> list[dict[str, Any]]:
         return self._call("GET", "/faults")

@@ -29,6 +29,9 @@ class Fault:
     retry_after: str | int | None = None
     html: bool = False
     host: str | None = None  # "login", "instance" or None for both
+    # Matching requests let through before the fault fires: `after=2` on the queryMore prefix
+    # (/services/data/vXX.X/query/) fails the third queryMore page, a mid-sync fault.
+    after: int = 0
 
 
 COUNTER_NAMES = (
@@ -110,6 +113,9 @@ class ClockAndCounters:
                     continue
                 if fault.host and fault.host != role:
                     continue
+                if fault.after > 0:
+                    fault.after -= 1  # this request passes (and is not offered to later faults)
+                    return None
                 fault.count -= 1
                 taken = copy.copy(fault)
                 self.faults = [f for f in self.faults if f.count > 0]

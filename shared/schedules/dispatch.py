@@ -1,24 +1,31 @@
 """Fire due schedules: the beat tick's work, safe under any number of beats and workers.
 
-One tick claims due schedules in batches (oldest `next_run_at` first). Each batch is one
-transaction that
+One tick claims due schedules in batches (oldest `next_run_at` first) and commits each batch
+on its own, so the first runs are visible while later batches are still being claimed. Each
+batch is one transaction of a fixed number of statements, whatever its size:
 
-1. selects up to `batch_size` enabled schedules with `next_run_at <= now` — on PostgreSQL
-   `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers take disjoint batches; on SQLite every
-   transaction is `BEGIN IMMEDIATE` (shared.db), so batches are serialized;
-2. decides each schedule's slot: the latest slot at or before `now` (after downtime that is
-   the latest missed slot, fired once; the ones before it are dropped, not counted);
-3. skips the slot when the schedule has an active run (queued/running/retrying/waiting),
-   counting it in `skipped_slots` / `last_skipped_at`; records a missing behavior or a
-   payload the behavior no longer accepts in `last_error` (the schedule stays enabled);
-4. inserts the runs with one executemany INSERT ... ON CONFLICT DO NOTHING RETURNING with
+1. one SELECT of up to `batch_size` enabled schedules with `next_run_at <= now`, each with
+   whether it has an active run (queued/running/retrying/waiting) — on PostgreSQL
+   `FOR UPDATE OF schedules SKIP LOCKED`, so concurrent dispatchers take disjoint batches; on
+   SQLite every transaction is `BEGIN IMMEDIATE` (shared.db), so batches are serialized;
+2. in Python, each schedule's slot: the latest slot at or before `now` (after downtime that is
+   the latest missed slot, fired once; the ones before it are dropped, not counted), computed
+   once per distinct timing; a schedule with an active run skips the slot, counted in
+   `skipped_slots` / `last_skipped_at`; a missing behavior or a payload the behavior no longer
+   accepts is recorded in `last_error` (the schedule stays enabled). Behaviors and accounts
+   are loaded once per batch per name;
+3. one INSERT ... SELECT of the batch's runs ... ON CONFLICT DO NOTHING RETURNING, with
    `trigger="schedule"`, `schedule_id`, `slot` and idempotency key
    `schedule:<id>:<slot UTC ISO>` — the (behavior_name, idempotency_key) unique constraint
    makes a second run for one slot impossible even if two claims raced;
-5. moves every claimed schedule to its next slot with one executemany compare-and-swap
-   (`WHERE id = :id AND next_run_at = :claimed`); if any row did not match, the whole batch
+4. one UPDATE ... FROM that moves every claimed schedule to its next slot, a compare-and-swap
+   (`WHERE id = v.id AND next_run_at = v.claimed`); if any row did not match, the whole batch
    rolls back and nothing is fired from it (with the row locks above this does not happen;
    the check makes the guarantee independent of them).
+
+Statements 3 and 4 carry the batch as a single JSON parameter, read back as rows
+(`json_to_recordset` on PostgreSQL, `json_each` on SQLite): neither the driver nor the server
+parses thousands of placeholders.
 
 A slot is therefore either fired once or skipped once. The caller sends the returned run
 ids to the worker after the commit (worker.tasks.schedules); a lost message is resent by
@@ -32,14 +39,14 @@ tick must handle thousands of schedules; the rows are the same, validated by the
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Boolean, Dialect, bindparam, exists, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.behaviors.store import LoadedBehavior, load_behavior, validate_payload
@@ -111,6 +118,12 @@ def dispatch_schedules(
 def _dispatch_batch(
     session: Session, now: datetime, batch_size: int, default_max_attempts: int, report: TickReport
 ) -> int:
+    busy = (
+        exists()
+        .where(Run.schedule_id == Schedule.id, Run.status.in_(ACTIVE))
+        .correlate(Schedule)
+        .label("busy")
+    )
     query = (
         select(
             Schedule.id,
@@ -120,39 +133,36 @@ def _dispatch_batch(
             Schedule.timezone,
             Schedule.payload,
             Schedule.next_run_at,
+            busy,
         )
         .where(Schedule.enabled.is_(True), Schedule.next_run_at <= now)
         .order_by(Schedule.next_run_at, Schedule.id)
         .limit(batch_size)
     )
-    postgres = session.get_bind().dialect.name == "postgresql"
+    dialect = session.get_bind().dialect
+    postgres = dialect.name == "postgresql"
     if postgres:
         query = query.with_for_update(skip_locked=True, of=Schedule)
     rows = session.execute(query).all()
     if not rows:
         return 0
-    ids = [row.id for row in rows]
-    busy = set(
-        session.scalars(
-            select(Run.schedule_id).where(Run.schedule_id.in_(ids), Run.status.in_(ACTIVE))
-        )
-    )
+    stamp = stamper(dialect)
     behaviors: dict[str, LoadedBehavior | None] = {}
     # Schedules that share a timing share its slots: compute them once per batch.
     timings: dict[tuple[str | None, int | None, str], tuple[datetime, datetime] | str] = {}
     accounts: dict[str, int | None] = {}
     new_runs: list[dict[str, Any]] = []
-    changes: dict[int, dict[str, Any]] = {}
+    changes: list[dict[str, Any]] = []
     for row in rows:
         change: dict[str, Any] = {
-            "b_id": row.id,
-            "b_claimed": row.next_run_at,
-            "b_skip": 0,
-            "b_skipped_at": None,
-            "b_error": None,
-            "b_run_at": None,
+            "id": row.id,
+            "claimed": stamp(row.next_run_at),
+            "skip": 0,
+            "skipped_at": None,
+            "error": None,
+            "fired": False,
         }
-        changes[row.id] = change
+        changes.append(change)
         key = (row.cron, row.every_seconds, row.timezone)
         if key not in timings:
             rule = Rule(*key)
@@ -163,27 +173,27 @@ def _dispatch_batch(
                 timings[key] = str(exc)
         timing = timings[key]
         if isinstance(timing, str):
-            change["b_next"] = now + BROKEN_RETRY
-            change["b_error"] = timing
+            change["next"] = stamp(now + BROKEN_RETRY)
+            change["error"] = timing
             report.errors += 1
             continue
         slot = max(timing[0], row.next_run_at)
-        change["b_next"] = timing[1]
-        if row.id in busy:
-            change["b_skip"] = 1
-            change["b_skipped_at"] = slot
+        change["next"] = stamp(timing[1])
+        if row.busy:
+            change["skip"] = 1
+            change["skipped_at"] = stamp(slot)
             report.skipped += 1
             continue
         if row.behavior_name not in behaviors:
             behaviors[row.behavior_name] = load_behavior(session, row.behavior_name)
         behavior = behaviors[row.behavior_name]
         if behavior is None:
-            change["b_error"] = f'slot {slot.isoformat()}: no behavior named "{row.behavior_name}"'
+            change["error"] = f'slot {slot.isoformat()}: no behavior named "{row.behavior_name}"'
             report.errors += 1
             continue
         _, problems = validate_payload(behavior, row.payload)
         if problems:
-            change["b_error"] = f"slot {slot.isoformat()}: payload rejected: " + "; ".join(problems)
+            change["error"] = f"slot {slot.isoformat()}: payload rejected: " + "; ".join(problems)
             report.errors += 1
             continue
         if behavior.account and behavior.account not in accounts:
@@ -194,65 +204,103 @@ def _dispatch_batch(
             {
                 "behavior_name": row.behavior_name,
                 "behavior_version": behavior.version,
-                "status": QUEUED,
-                "trigger": "schedule",
                 "payload": row.payload or {},
                 "idempotency_key": slot_key(row.id, slot),
                 "max_attempts": behavior.max_attempts or default_max_attempts,
                 "account_id": accounts.get(behavior.account) if behavior.account else None,
                 "schedule_id": row.id,
-                "slot": slot,
-                "created_at": now,
-                "queued_at": now,
-                "attempts": 0,
-                "retries": 0,
-                "cancel_requested": False,
+                "slot": stamp(slot),
             }
         )
-        change["b_run_at"] = now
+        change["fired"] = True
 
     created: dict[int, int] = {}
     if new_runs:
-        dialect = postgresql if postgres else sqlite
-        # One executemany: SQLAlchemy batches it into multi-row INSERT ... RETURNING
-        # statements ("insertmanyvalues") without compiling one huge statement per batch.
-        insert = (
-            dialect.insert(Run)
-            .on_conflict_do_nothing(index_elements=["behavior_name", "idempotency_key"])
-            .returning(Run.id, Run.schedule_id)
-        )
-        created = {schedule_id: run_id for run_id, schedule_id in session.execute(insert, new_runs)}
-    table = Schedule.__table__  # Core: an executemany with a WHERE per row
-    assert isinstance(table, Table)
-    stamp = UTCDateTime()
-    cas = (
-        update(table)
-        .where(table.c.id == bindparam("b_id"), table.c.next_run_at == bindparam("b_claimed"))
-        .values(
-            next_run_at=bindparam("b_next"),
-            skipped_slots=table.c.skipped_slots + bindparam("b_skip"),
-            last_skipped_at=func.coalesce(
-                bindparam("b_skipped_at", type_=stamp), table.c.last_skipped_at
-            ),
-            last_error=bindparam("b_error"),
-            last_run_id=func.coalesce(bindparam("b_run"), table.c.last_run_id),
-            last_run_at=func.coalesce(bindparam("b_run_at", type_=stamp), table.c.last_run_at),
-        )
-    )
-    params = []
-    for schedule_id, change in changes.items():
-        change["b_run"] = created.get(schedule_id)
-        if change["b_run"] is None:
-            change["b_run_at"] = None  # fired by an earlier claim of the same slot, or not fired
-        elif change["b_error"] is None:
+        insert = _INSERT_PG if postgres else _INSERT_SQLITE
+        result = session.execute(insert, {"rows": json.dumps(new_runs), "now": now, "no": False})
+        created = {schedule_id: run_id for run_id, schedule_id in result}
+    for change in changes:
+        # A run already there for this slot (fired by an earlier claim of it): not fired now.
+        run_id = created.get(change["id"]) if change.pop("fired") else None
+        change["run"] = run_id
+        change["run_at"] = stamp(now) if run_id is not None else None
+        if run_id is not None:
             report.fired += 1
-        params.append(change)
-    matched = session.connection().execute(cas, params).rowcount
-    if matched != len(params):
+    advance = _ADVANCE_PG if postgres else _ADVANCE_SQLITE
+    matched = session.connection().execute(advance, {"rows": json.dumps(changes)}).rowcount
+    if matched != len(changes):
         # Someone moved a claimed schedule under us: fire nothing from this batch.
-        raise ConcurrentClaim(f"compare-and-swap matched {matched} of {len(params)} schedules")
+        raise ConcurrentClaim(f"compare-and-swap matched {matched} of {len(changes)} schedules")
     report.run_ids.extend(created.values())
     return len(rows)
+
+
+def stamper(dialect: Dialect) -> Callable[[datetime], str]:
+    """A memoizing formatter of aware times as JSON row sets carry them: the column's own
+    storage text on SQLite (so a compare-and-swap matches the stored value exactly and
+    SQLAlchemy reads it back), ISO 8601 with the offset on PostgreSQL."""
+    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    cache: dict[datetime, str] = {}
+
+    def stamp(value: datetime) -> str:
+        text = cache.get(value)
+        if text is None:
+            out = process(value) if process is not None else value
+            text = cache[value] = out if isinstance(out, str) else out.isoformat()
+        return text
+
+    return stamp
+
+
+# One statement per batch each way. The batch travels as one JSON parameter (a single bind,
+# so neither the driver nor the server parses thousands of placeholders) and is read back as a
+# row set: json_to_recordset on PostgreSQL, json_each on SQLite. Column names are the
+# models' (shared.models.runs.Run, shared.models.schedules.Schedule).
+_RUN_COLUMNS = (
+    'behavior_name, behavior_version, status, "trigger", payload, idempotency_key, '
+    "max_attempts, account_id, schedule_id, slot, created_at, queued_at, attempts, retries, "
+    "cancel_requested"
+)
+_INSERT_PG = text(
+    f"INSERT INTO runs ({_RUN_COLUMNS}) "
+    f"SELECT v.behavior_name, v.behavior_version, '{QUEUED}', 'schedule', v.payload, "
+    "v.idempotency_key, v.max_attempts, v.account_id, v.schedule_id, v.slot, :now, :now, 0, 0, "
+    ":no FROM json_to_recordset(CAST(:rows AS json)) AS v(behavior_name text, "
+    "behavior_version int, payload json, idempotency_key text, max_attempts int, "
+    "account_id int, schedule_id int, slot timestamptz) "
+    "ON CONFLICT (behavior_name, idempotency_key) DO NOTHING RETURNING id, schedule_id"
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("no", type_=Boolean()))
+_INSERT_SQLITE = text(
+    f"INSERT INTO runs ({_RUN_COLUMNS}) "
+    "SELECT json_extract(value, '$.behavior_name'), json_extract(value, '$.behavior_version'), "
+    f"'{QUEUED}', 'schedule', json_extract(value, '$.payload'), "
+    "json_extract(value, '$.idempotency_key'), json_extract(value, '$.max_attempts'), "
+    "json_extract(value, '$.account_id'), json_extract(value, '$.schedule_id'), "
+    "json_extract(value, '$.slot'), :now, :now, 0, 0, :no FROM json_each(:rows) "
+    "WHERE true "  # SQLite's upsert after INSERT ... SELECT needs a WHERE (parser ambiguity)
+    "ON CONFLICT (behavior_name, idempotency_key) DO NOTHING RETURNING id, schedule_id"
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("no", type_=Boolean()))
+# The compare-and-swap: a row only moves if its next_run_at is still the claimed one.
+_ADVANCE_SET = (
+    "next_run_at = v.next, skipped_slots = schedules.skipped_slots + v.skip, "
+    "last_skipped_at = COALESCE(v.skipped_at, schedules.last_skipped_at), "
+    "last_error = v.error, last_run_id = COALESCE(v.run, schedules.last_run_id), "
+    "last_run_at = COALESCE(v.run_at, schedules.last_run_at)"
+)
+_ADVANCE_WHERE = "WHERE schedules.id = v.id AND schedules.next_run_at = v.claimed"
+_ADVANCE_PG = text(
+    f"UPDATE schedules SET {_ADVANCE_SET} FROM json_to_recordset(CAST(:rows AS json)) AS "
+    "v(id int, claimed timestamptz, next timestamptz, skip int, skipped_at timestamptz, "
+    f"error text, run int, run_at timestamptz) {_ADVANCE_WHERE}"
+)
+_ADVANCE_SQLITE = text(
+    f"UPDATE schedules SET {_ADVANCE_SET} FROM (SELECT "
+    + ", ".join(
+        f"json_extract(value, '$.{name}') AS {name}"
+        for name in ("id", "claimed", "next", "skip", "skipped_at", "error", "run", "run_at")
+    )
+    + f" FROM json_each(:rows)) AS v {_ADVANCE_WHERE}"
+)
 
 
 class ConcurrentClaim(RuntimeError):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -190,7 +191,17 @@ def _run(
         _save_progress(runtime, claim, progress)
     if progress["api"] == "bulk":
         _bulk(
-            runtime, claim, sync, names, position, progress, client, recorder, on_change, on_queued
+            runtime,
+            claim,
+            sync,
+            names,
+            position,
+            progress,
+            client,
+            recorder,
+            on_change,
+            on_queued,
+            client_factory,
         )
         return progress
     # Pages go through a client without `on_exchange`: its summaries parse and redact each
@@ -198,42 +209,69 @@ def _run(
     # with its method, URL, status and duration instead (the records themselves are stored).
     pages_client = make(runtime, sync.account_id, purpose=purpose)
 
-    def fetch(soql: str | None = None, next_url: str | None = None) -> dict[str, Any]:
+    def get(soql: str | None = None, next_url: str | None = None) -> Any:
+        """One page, in the fetching thread: (page, None, summary) or (None, error, summary)."""
         started = time.monotonic()
         status: int | None = 200
         error: str | None = None
+        page: dict[str, Any] | None = None
+        failure: BaseException | None = None
         try:
             if next_url:
-                return dict(pages_client.query_page(next_url=next_url, batch_size=batch_size))
-            return dict(pages_client.query_page(soql, include_deleted=True, batch_size=batch_size))
+                page = dict(pages_client.query_page(next_url=next_url, batch_size=batch_size))
+            else:
+                page = dict(
+                    pages_client.query_page(soql, include_deleted=True, batch_size=batch_size)
+                )
         except errors.SalesforceError as exc:
-            status, error = exc.status, str(exc)
-            raise
-        finally:
-            url = next_url or f"{pages_client.base_path}/queryAll?q={quote(soql or '')}"
-            recorder.exchange(
-                STEP,
-                {
-                    "method": "GET",
-                    "url": url,
-                    "status": status,
-                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                    "error": error,
-                    "account_id": sync.account_id,
-                },
-            )
+            status, error, failure = exc.status, str(exc), exc
+        except BaseException as exc:  # noqa: BLE001 - raised again by `fetched`
+            status, failure = None, exc
+        url = next_url or f"{pages_client.base_path}/queryAll?q={quote(soql or '')}"
+        summary = {
+            "method": "GET",
+            "url": url,
+            "status": status,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            "error": error,
+            "account_id": sync.account_id,
+        }
+        return page, failure, summary
 
-    page = fetch(build_query(sync.object, names, position))
-    while True:
-        records = list(page.get("records") or [])
-        if records:
-            _apply(runtime, claim, sync, names, records, progress, on_change, on_queued)
-        next_url = page.get("nextRecordsUrl")
-        if page.get("done", True) or not next_url:
-            return progress
-        if recorder.should_stop():
-            raise _Stopped()
-        page = fetch(next_url=next_url)
+    def fetched(result: Any) -> dict[str, Any]:
+        """Record the GET (here, in the run's thread: the exchange is fenced on the run row,
+        which the page being applied holds locked), then the page or its error."""
+        page, failure, summary = result
+        recorder.exchange(STEP, summary)
+        if failure is not None:
+            raise failure
+        assert page is not None
+        return page
+
+    # While a page is applied, the next one is already being fetched (its URL is in the page):
+    # the API's latency and the database's work overlap instead of adding up. At most two pages
+    # are held, the one being applied and the one arriving; the cursor still moves only when a
+    # page is applied, so a crash or a cancel loses at most the page in flight.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sync-{sync_id}-fetch")
+    try:
+        page = fetched(get(build_query(sync.object, names, position)))
+        while True:
+            records = list(page.get("records") or [])
+            next_url = page.get("nextRecordsUrl")
+            more = bool(next_url) and not page.get("done", True)
+            ahead = pool.submit(get, next_url=next_url) if more else None
+            page = {}  # the next page replaces it; nothing else holds the one applied
+            if records:
+                _apply(runtime, claim, sync, names, records, progress, on_change, on_queued)
+            del records
+            if ahead is None:
+                return progress
+            if recorder.should_stop():
+                raise _Stopped()
+            page = fetched(ahead.result())
+    finally:
+        # A failure, a cancel or a lost claim does not wait for the page in flight.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _fenced_run(session: Any, claim: Claim) -> Run:
@@ -261,6 +299,7 @@ def _bulk(
     recorder: RunRecorder,
     on_change: OnChange | None,
     on_queued: Callable[[list[int]], Any] | None,
+    client_factory: Callable[..., Any] | None,
 ) -> None:
     state = dict(progress.get("bulk") or {})
     if not state.get("job_id"):
@@ -270,23 +309,86 @@ def _bulk(
         _save_progress(runtime, claim, progress)
     bulk.wait_complete(client, state["job_id"], recorder.should_stop)
     types = describe_fields(runtime, sync.account_id, sync.object) or {}
-    pages = bulk.result_pages(client, state["job_id"], state.get("locator"), types)
-    for records, locator in pages:
+    # Results are streamed (see bulk.result_pages) through a client without `on_exchange`,
+    # whose summaries would read each body whole; each GET is recorded here instead.
+    purpose = "scheduled" if (claim.payload or {}).get("scheduled") else "trigger"
+    make = client_factory or SalesforceClient.for_account
+    results_client = _Recorded(
+        make(runtime, sync.account_id, purpose=purpose, http=bulk.StreamingSession()),
+        recorder,
+        sync.account_id,
+    )
+    chunks = bulk.result_pages(
+        results_client,
+        state["job_id"],
+        state.get("locator"),
+        types,
+        skip=int(state.get("offset") or 0),
+    )
+    for chunk in chunks:
+        records = chunk.records
         top = state.get("max")
         best = (top["system_modstamp"], top["id"]) if top else None
         for record in records:
             pair = (parse_stamp(record["SystemModstamp"]).isoformat(), record["Id"])
             if best is None or pair > best:
                 best = pair
-        state = {**state, "locator": locator}
+        if chunk.last:  # the page is applied: resume at the next one
+            state = {**state, "locator": chunk.locator, "offset": 0}
+        else:  # resume within this page, after the records applied so far
+            state = {**state, "offset": chunk.offset}
         if best is not None:
             state["max"] = {"system_modstamp": best[0], "id": best[1]}
         progress["bulk"] = state
-        final = locator is None
+        final = chunk.last and chunk.locator is None
         cursor = (datetime.fromisoformat(best[0]), best[1]) if final and best else None
-        _apply(runtime, claim, sync, names, records, progress, on_change, on_queued, cursor=cursor)
+        _apply(
+            runtime,
+            claim,
+            sync,
+            names,
+            records,
+            progress,
+            on_change,
+            on_queued,
+            cursor=cursor,
+            page=chunk.last,
+        )
         if not final and recorder.should_stop():
             raise _Stopped()
+
+
+class _Recorded:
+    """A client whose `request`s are recorded as exchanges with method, URL, status, duration
+    (not bodies: a results body is streamed to the parser, not kept)."""
+
+    def __init__(self, client: Any, recorder: RunRecorder, account_id: int) -> None:
+        self.client, self.recorder, self.account_id = client, recorder, account_id
+        self.base_path = client.base_path
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        status: int | None = None
+        error: str | None = None
+        try:
+            response = self.client.request(method, url, **kwargs)
+            status = response.status_code
+            return response
+        except errors.SalesforceError as exc:
+            status, error = exc.status, str(exc)
+            raise
+        finally:
+            self.recorder.exchange(
+                STEP,
+                {
+                    "method": method,
+                    "url": url,
+                    "status": status,
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                    "error": error,
+                    "account_id": self.account_id,
+                },
+            )
 
 
 def _apply(
@@ -300,11 +402,13 @@ def _apply(
     on_queued: Callable[[list[int]], Any] | None,
     *,
     cursor: tuple[datetime, str] | None | bool = True,
+    page: bool = True,
 ) -> None:
     """One page in one transaction: records, triggered runs, cursor and progress.
 
     `cursor`: True (REST) moves the cursor to the page's last record; a pair moves it there;
-    None leaves it (a Bulk results page that is not the last).
+    None leaves it (a Bulk results page that is not the last). `page` is False for a chunk
+    that is not the end of its results page (pages are counted once).
     """
     if cursor is True:
         cursor = (
@@ -334,7 +438,7 @@ def _apply(
             progress["position"] = {"system_modstamp": cursor[0].isoformat(), "id": cursor[1]}
         row.records_total += result.total_delta
         row.records_deleted += result.deleted_delta
-        progress["pages"] += 1
+        progress["pages"] += int(page)
         for key in ("records", "created", "updated", "deleted", "unchanged"):
             progress[key] += getattr(result, key)
         run.progress = {**(run.progress or {}), **progress}

@@ -222,7 +222,7 @@ def list_faults() -> Response:
 @control_bp.post("/faults")
 def add_fault() -> Response:
     """Inject a fault {prefix, count, status, error_code, message, delay_seconds, retry_after,
-    html, host}."""
+    html, host, after}; `after` lets that many matching requests through first."""
     data = _payload()
     prefix = data.pop("prefix", None)
     if not prefix:

@@ -11,8 +11,8 @@ unaliased aggregates are named ``expr0``, ``expr1``, ... in SELECT order.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, overload
 
 from simulator import schema
 from simulator.soql.errors import SoqlError
@@ -55,6 +55,32 @@ def _no_column(name: str, obj: str, pos: int) -> SoqlError:
         "INVALID_FIELD",
         pos,
     )
+
+
+# A result of more rows than this is turned into JSON page by page as its pages are served,
+# so a 1,000,000-record queryAll costs its filter and sort, not a million dicts at once. The
+# price: a record changed between the query and the serving of its page shows the change;
+# smaller results stay a snapshot taken at query time.
+LAZY_ROWS = 50_000
+
+
+class _Projected(Sequence[Record]):
+    """Rows (already filtered and ordered) projected to JSON when a slice is read."""
+
+    def __init__(self, rows: list[Record], project: Callable[[Record], Record]) -> None:
+        self.rows, self.project = rows, project
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Record: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Record]: ...
+    def __getitem__(self, index: int | slice) -> Record | list[Record]:
+        if isinstance(index, slice):
+            return [self.project(row) for row in self.rows[index]]
+        return self.project(self.rows[index])
 
 
 class Executor:
@@ -154,7 +180,7 @@ class Executor:
 
     # ------------------------------------------------------------ running
 
-    def run(self, query: Query, include_deleted: bool) -> tuple[list[Record], int]:
+    def run(self, query: Query, include_deleted: bool) -> tuple[Sequence[Record], int]:
         """(records as JSON, totalSize); COUNT() queries return no records."""
         self._include_deleted = include_deleted
         obj = self.resolve_object(query)
@@ -167,6 +193,8 @@ class Executor:
         rows = self._order_and_slice(obj, query, rows)
         if query.count_only:
             return [], len(rows)
+        if len(rows) > LAZY_ROWS:
+            return _Projected(rows, lambda row: self._to_json(obj, row, plan)), len(rows)
         return [self._to_json(obj, row, plan) for row in rows], len(rows)
 
     def _where(self, obj: str, query: Query) -> Callable[[Record], bool]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from shared.models import Run, SyncedRecord
@@ -195,6 +196,47 @@ def test_worker_killed_mid_sync_resumes_from_the_cursor(
         ).all()
     assert len(keys) == 1400 and len(set(keys)) == 1400
     assert {k.split(":")[2] for k in keys} == set(ids)
+
+
+@pytest.mark.parametrize("fault", ["503", "stall"])
+def test_a_fault_on_the_nth_page_is_survived_from_the_saved_cursor(
+    fault, api, runtime, sim, linked_account, settings, fast_worker
+):
+    account_id = linked_account()
+    sim.control.update_settings(default_batch_size=500)
+    ids = sim.control.seed("Contact", 2100, per_timestamp=7)  # pages 500, 500, 500, 500, 100
+    sync = _make_sync(api, account_id)
+    if fault == "503":
+        # The 2nd queryMore (page 3) answers 503: the attempt fails retryably, the retry
+        # starts a new query strictly after the saved cursor.
+        sim.control.fail_query_page(2)
+    else:
+        # The 2nd queryMore stalls (within the client's 30 s timeout) while page 2 is applied.
+        sim.control.fail_query_page(2, status=None, delay_seconds=3)
+    fast_worker(concurrency=1)
+    beat = BeatProcess({**settings_env(settings), **FAST_ENV})
+    try:
+        done = _run_sync(api, runtime, sync["id"])
+    finally:
+        beat.stop()
+    assert done["status"] == "succeeded", done["error"]
+    assert sim.control.faults() == []  # the fault fired
+    with runtime.Session() as session:
+        run = session.get(Run, done["id"])
+        retried = run.retries + run.attempts > 1
+    assert retried == (fault == "503")  # a 503 is retried; a stall is waited out
+    progress = done["progress"]
+    # Pages 1-2 were saved before the fault; the retry read only what followed them.
+    assert (progress["records"], progress["created"]) == (2100, 2100)
+    local = _local(runtime)
+    assert set(local) == set(ids) and len(local) == 2100
+    queries = _sim_queries(sim)
+    if fault == "503":
+        # One query at the start, one after the retry, carrying the cursor of page 2's end.
+        assert len(queries) == 2, queries
+        assert "Id+%3E+" in queries[1] or "Id > '" in queries[1]
+    else:
+        assert len(queries) == 1, queries
 
 
 def test_records_api_paged_while_a_sync_changes_records(api, runtime, sim, linked_account, worker):
