@@ -86,8 +86,13 @@ def http_request(params: dict[str, Any], client: SalesforceClient) -> dict[str, 
     return _output(response)
 
 
-def outbound_request(params: dict[str, Any], client: OutboundClient) -> dict[str, Any]:
-    """http.request with `account: none`: any URL the SSRF guard allows, no credentials."""
+def outbound_request(
+    params: dict[str, Any], client: OutboundClient, *, sends_once: bool = False
+) -> dict[str, Any]:
+    """http.request with `account: none`: any URL the SSRF guard allows, no credentials.
+
+    With `sends_once` (a POST) a request that went out unanswered is not sent again.
+    """
     from shared.outbound import Refused
 
     method, headers, query, kwargs = _request_parts(params)
@@ -106,6 +111,7 @@ def outbound_request(params: dict[str, Any], client: OutboundClient) -> dict[str
             headers=headers,
             timeout=timeout,
             follow_redirects=bool(params.get("follow_redirects", False)),
+            resend_unanswered=not sends_once,
             **kwargs,
         )
     except Refused as exc:

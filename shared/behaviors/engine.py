@@ -6,19 +6,32 @@ already finished is not executed again: its stored output is reused.
 What a resumed attempt (after a worker crash, or a retry of a transient fault) does with a
 step that had started but not finished depends on whether sending it twice is harmless:
 
-- Idempotent calls (`salesforce.query`, `get`, `update`, `upsert`, `delete`, and
-  `http.request` with any method but POST) are simply sent again.
+- Idempotent calls (`salesforce.query`, `get`, `update`, `upsert`, `delete`, a composite
+  update or delete, and `http.request` with any method but POST) are simply sent again.
 - Non-idempotent calls (`salesforce.create`, a `salesforce.composite` with `operation: create`,
-  `http.request` with POST) are marked as sent
-  (`mark_sent`, committed) before the request goes out. A resumed step that finds the mark and
-  no recorded ending reuses the recorded response when it is a 2xx, sends again when
-  Salesforce's recorded answer was an error (nothing was applied), and otherwise fails with
-  `outcome_unknown` without sending: the request may or may not have been applied, and a
-  person must check before pressing Retry (which sends it again in a new attempt).
-- A step whose ending was recorded as failed by a retryable fault (a 5xx, a rate limit, a
-  timeout) is sent again on the next try. A timed-out create is therefore at-least-once:
-  Salesforce may have applied it although we never saw the answer.
-- A Python behavior's function is one step; a resumed attempt calls it again from the start.
+  `http.request` with POST, with or without an account) are marked as sent (`mark_sent`,
+  committed) before the request goes out. A resumed step that finds the mark and no recorded
+  ending reuses the recorded response when it is a 2xx, sends again when the recorded answer
+  was an error (4xx/5xx: nothing was applied), and otherwise fails with `outcome_unknown`
+  without sending: the request may or may not have been applied, and a person must check
+  before pressing Retry (which sends it again in a new attempt).
+- A non-idempotent request that went out and got no complete answer (a read timeout, a
+  connection closed or reset after sending: `errors.ResponseLost`) fails its step as
+  `outcome_unknown` at once; it is not retried, in-process or by the runs engine. A connect
+  error or connect timeout (nothing was sent) and a 5xx or 429 answer stay retryable.
+- A Python behavior's function is one step (`python`); a resumed or retried attempt calls it
+  again from the start. Its non-idempotent calls (`ctx.salesforce().create(...)`,
+  `.composite(...)`, `.request("POST", ...)` and `ctx.http.request("POST", ...)`) go through
+  a journal: each is a step row keyed `python:call-<n>`, numbered in call order, marked sent
+  before sending and finished with its result. On the next call of the function the n-th
+  such call returns the recorded result without sending (a recorded call of another kind or
+  target fails the run as `replay_mismatch`), a call marked sent with no recorded response
+  raises `outcome_unknown`, and a recorded error is sent again. Idempotent calls are simply
+  sent. So the function must make its non-idempotent calls in the same order with the same
+  targets each time it runs for the same inputs (decide them from inputs and from what
+  earlier calls returned, not from the clock or randomness). Once a call is
+  `outcome_unknown` the function cannot recover it: catching the error does not help, the
+  step fails with it.
 
 At every step boundary the engine checks for cancellation and the run-time deadline
 (`timeout_seconds`, default 15 minutes; the runs engine passes `ExecutionContext.deadline`
@@ -39,15 +52,18 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import redis.exceptions
+import requests
+import requests.structures
 import sqlalchemy.exc
 from jinja2 import TemplateError
 from jinja2.sandbox import SecurityError
 
 from shared.salesforce import errors
 from shared.salesforce.http import StopSending
+from shared.salesforce.redact import redact_url
 
 from . import templates
 from .actions import (
@@ -194,6 +210,38 @@ def _template_failed(exc: Exception, path: str, key: str) -> StepFailed:
     return StepFailed({"code": code, "message": f"{path}: {exc}", "step": key})
 
 
+def _what(action: str, params: dict[str, Any]) -> str:
+    if action == "http.request":
+        return "POST"
+    return f"{params.get('sobject') or ''} create".strip()
+
+
+def outcome_unknown(key: str, what: str, why: str, outbound: bool = False) -> StepFailed:
+    """A non-idempotent request went out and we cannot tell whether it was applied."""
+    where = (
+        "at the service it was sent to whether it was"
+        if outbound
+        else "in Salesforce whether it was (e.g. look for the record this step creates)"
+    )
+    return StepFailed(
+        {
+            "code": "outcome_unknown",
+            "message": (
+                f"this step's {what} was sent and {why}, so it may or may not have been "
+                f"applied; check {where} before pressing Retry, which sends it again"
+            ),
+            "step": key,
+        }
+    )
+
+
+def _recorded_body(prior: PriorSend) -> Any:
+    try:
+        return json.loads(prior.body or "")
+    except ValueError:
+        return prior.body
+
+
 class _Execution:
     def __init__(self, ctx: ExecutionContext) -> None:
         self.ctx = ctx
@@ -207,6 +255,7 @@ class _Execution:
         self.prior_sends: dict[str, PriorSend | None] = {}
         self.vars: dict[str, Any] = {}
         self.inputs = templates.typed_inputs(ctx.behavior.inputs, ctx.inputs)
+        self.journal = Journal(self)  # a Python behavior's non-idempotent calls
 
     # ----------------------------------------------------------------- plumbing
 
@@ -355,44 +404,42 @@ class _Execution:
                 }
             )
         account = params.pop("account", None)
-        if action == "http.request" and is_no_account(account or self.ctx.behavior.account):
-            return outbound_request(params, self.outbound())
-        client = self.client(account if account else None)
-        if sends_once(action, params):
+        outbound = action == "http.request" and is_no_account(account or self.ctx.behavior.account)
+        client = None if outbound else self.client(account if account else None)
+        once = sends_once(action, params)
+        if once:
             prior = self.prior_sends.pop(key, None)
             if prior is not None:
-                reused = self.reuse(action, params, prior, key)
+                reused = self.reuse(action, params, prior, key, outbound)
                 if reused is not None:
                     return reused
             self.recorder.mark_sent(key)
-        return CLIENT_ACTIONS[action](params, client)
+        try:
+            if outbound:
+                return outbound_request(params, self.outbound(), sends_once=once)
+            return CLIENT_ACTIONS[action](params, client)
+        except errors.ResponseLost as exc:
+            if not once:
+                raise  # idempotent: retried like any transport error
+            raise outcome_unknown(
+                key, _what(action, params), f"no response came back ({exc.message})", outbound
+            ) from exc
 
     def reuse(
-        self, action: str, params: dict[str, Any], prior: PriorSend, key: str
+        self, action: str, params: dict[str, Any], prior: PriorSend, key: str, outbound: bool
     ) -> dict[str, Any] | list[Any] | None:
         """The output of a non-idempotent request sent before a crash; None: send it again."""
         if prior.status is None:
-            what = "POST" if action == "http.request" else f"{params.get('sobject') or ''} create"
-            raise StepFailed(
-                {
-                    "code": "outcome_unknown",
-                    "message": (
-                        f"a worker stopped after sending this step's {what} and before its "
-                        "response was recorded, so it may or may not have been applied; "
-                        "check in Salesforce whether it was (e.g. look for the record this "
-                        "step creates) before pressing Retry, which sends it again"
-                    ),
-                    "step": key,
-                }
+            raise outcome_unknown(
+                key,
+                _what(action, params),
+                "a worker stopped before its response was recorded",
+                outbound,
             )
         if not 200 <= prior.status < 300:
-            return None  # Salesforce answered with an error: nothing was applied
+            return None  # answered with an error: nothing was applied
         self.ctx.log.info("step=%s reusing the response recorded before a restart", key)
-        body: Any = prior.body
-        try:
-            body = json.loads(prior.body or "")
-        except ValueError:
-            pass
+        body = _recorded_body(prior)
         if action == "salesforce.composite" and isinstance(body, list):
             return body  # [{id, success, errors}] as Salesforce answered
         if action == "salesforce.create":
@@ -465,15 +512,27 @@ class _Execution:
             return output
         self.current_key = PYTHON_STEP
         self.recorder.start(PYTHON_STEP, "python")
+        self.journal = journal = Journal(self)
         try:
             output = self.ctx.behavior.function(PythonContext(self))
+            if journal.unknown is not None:  # caught by the function: the outcome stays unknown
+                raise journal.unknown
         except ClaimLost:
             raise
-        except (StepFailed, Cancelled) as exc:
-            error = exc.error if isinstance(exc, StepFailed) else {"code": "cancelled"}
-            self.recorder.finish(PYTHON_STEP, "failed", error={**error, "step": PYTHON_STEP})
-            raise
         except Exception as exc:
+            unknown = journal.unknown
+            if unknown is not None:  # whatever the function did after that call
+                self.recorder.finish(
+                    PYTHON_STEP, "failed", error={**unknown.error, "step": PYTHON_STEP}
+                )
+                journal.close_unknown()
+                if exc is unknown:
+                    raise
+                raise unknown from exc
+            if isinstance(exc, StepFailed | Cancelled):
+                error = exc.error if isinstance(exc, StepFailed) else {"code": "cancelled"}
+                self.recorder.finish(PYTHON_STEP, "failed", error={**error, "step": PYTHON_STEP})
+                raise
             error = self.describe(exc, PYTHON_STEP)
             if error["code"] == "internal_error":
                 error["code"] = "python_error"
@@ -483,6 +542,218 @@ class _Execution:
             raise StepFailed(error) from exc
         self.recorder.finish(PYTHON_STEP, "succeeded", output=output)
         return output
+
+
+class Journal:
+    """The non-idempotent calls of one run of a Python behavior's function, in call order.
+
+    Call n is the step row `python:call-<n>`: marked sent before its request goes out and
+    finished with `{"call": <signature>, "result": <what the call returned>}`. When the
+    function is called again (a resumed or retried attempt) the n-th call is answered from
+    that row (see the module docstring); the function must make these calls in the same order.
+    """
+
+    def __init__(self, execution: _Execution) -> None:
+        self.execution = execution
+        self.count = 0
+        # Set when a call's outcome is unknown: the function's step fails with it, and no
+        # further non-idempotent call is sent.
+        self.unknown: StepFailed | None = None
+        # Keys of such calls: left marked sent and unanswered (what a replay reads as
+        # "unknown") until the function's step has recorded its failure.
+        self._open: list[str] = []
+
+    def call(
+        self,
+        action: str,
+        target: str,
+        send: Callable[[], Any],
+        from_prior: Callable[[PriorSend], Any],
+        *,
+        encode: Callable[[Any], Any] = lambda value: value,
+        decode: Callable[[Any], Any] = lambda value: value,
+        outbound: bool = False,
+    ) -> Any:
+        if self.unknown is not None:
+            raise self.unknown
+        self.count += 1
+        key = f"{PYTHON_STEP}:call-{self.count}"
+        signature = f"{action} {target}"
+        execution = self.execution
+        recorder = execution.recorder
+        done, output = recorder.completed(key)
+        if done:
+            recorded = output.get("call") if isinstance(output, dict) else None
+            if recorded != signature:
+                raise StepFailed(
+                    {
+                        "code": "replay_mismatch",
+                        "message": (
+                            f"the function's call {self.count} is {signature} now but was "
+                            f"{recorded} when it first ran; a Python behavior must make its "
+                            "creates and POSTs in the same order on every run for the same "
+                            "inputs (its earlier results are replayed by position)"
+                        ),
+                        "step": key,
+                    }
+                )
+            execution.ctx.log.info("step=%s reusing the recorded result of %s", key, signature)
+            return decode(output.get("result"))
+        prior = recorder.unfinished_send(key)
+        recorder.start(key, action)
+        previous, execution.current_key = execution.current_key, key
+        what = f"{target} create" if action == "salesforce.create" else signature
+        try:
+            status = prior.status if prior is not None else 0
+            if prior is not None and status is None:
+                raise outcome_unknown(
+                    key, what, "a worker stopped before its response was recorded", outbound
+                )
+            if prior is not None and status is not None and 200 <= status < 300:
+                execution.ctx.log.info("step=%s reusing the response recorded earlier", key)
+                value = from_prior(prior)
+            else:
+                recorder.mark_sent(key)
+                try:
+                    value = send()
+                except errors.ResponseLost as exc:
+                    why = f"no response came back ({exc.message})"
+                    raise outcome_unknown(key, what, why, outbound) from exc
+        except ClaimLost:
+            raise
+        except StepFailed as exc:
+            if exc.error.get("code") == "outcome_unknown":
+                self.unknown = exc
+                self._open.append(key)
+            else:
+                recorder.finish(key, "failed", error=exc.error)
+            raise
+        except Exception as exc:
+            recorder.finish(key, "failed", error=execution.describe(exc, key))
+            raise
+        finally:
+            execution.current_key = previous
+        recorder.finish(key, "succeeded", output={"call": signature, "result": encode(value)})
+        return value
+
+    def close_unknown(self) -> None:
+        """Record the unknown calls' failure, once the function's own failure is recorded."""
+        error = self.unknown.error if self.unknown is not None else None
+        for key in self._open:
+            self.execution.recorder.finish(key, "failed", error=error)
+        self._open = []
+
+
+def _create_from_prior(prior: PriorSend) -> dict[str, Any]:
+    body = _recorded_body(prior)
+    body = body if isinstance(body, dict) else {}
+    return {
+        "id": body.get("id"),
+        "success": body.get("success", True),
+        "errors": body.get("errors", []),
+    }
+
+
+def _list_from_prior(prior: PriorSend) -> list[Any]:
+    body = _recorded_body(prior)
+    return list(body) if isinstance(body, list) else []
+
+
+def _response_out(response: requests.Response) -> dict[str, Any]:
+    return {
+        "status": response.status_code,
+        "headers": dict(response.headers),
+        "body": response.text,
+        "url": response.url,
+    }
+
+
+def _response_in(recorded: dict[str, Any]) -> requests.Response:
+    """A requests.Response rebuilt from a recorded call (status, headers, text body)."""
+    response = requests.Response()
+    response.status_code = int(recorded.get("status") or 0)
+    response.headers = requests.structures.CaseInsensitiveDict(recorded.get("headers") or {})
+    response._content = str(recorded.get("body") or "").encode("utf-8")
+    response.encoding = "utf-8"
+    response.url = str(recorded.get("url") or "")
+    return response
+
+
+def _response_from_prior(prior: PriorSend) -> requests.Response:
+    return _response_in({"status": prior.status, "headers": prior.headers, "body": prior.body})
+
+
+class JournaledClient:
+    """What `ctx.salesforce()` returns: the account's SalesforceClient, whose `create`,
+    `composite` and `request("POST", ...)` go through the function's `Journal`. Every other
+    method and attribute is the client's own (idempotent calls are simply sent)."""
+
+    def __init__(self, client: SalesforceClient, journal: Journal) -> None:
+        self._client = client
+        self._journal = journal
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def create(self, sobject: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return dict(
+            self._journal.call(
+                "salesforce.create",
+                str(sobject),
+                lambda: self._client.create(sobject, fields),
+                _create_from_prior,
+            )
+        )
+
+    def composite(
+        self, records: list[dict[str, Any]], *, all_or_none: bool = False
+    ) -> list[dict[str, Any]]:
+        return list(
+            self._journal.call(
+                "salesforce.composite",
+                "create",
+                lambda: self._client.composite(records, all_or_none=all_or_none),
+                _list_from_prior,
+            )
+        )
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        if str(method).upper() != "POST":
+            return self._client.request(method, url, **kwargs)
+        response: requests.Response = self._journal.call(
+            "salesforce.request",
+            f"POST {redact_url(url)}",
+            lambda: self._client.request(method, url, **kwargs),
+            _response_from_prior,
+            encode=_response_out,
+            decode=_response_in,
+        )
+        return response
+
+
+class JournaledHttp:
+    """What `ctx.http` is: `GuardedHttp`, whose POSTs go through the function's `Journal` (and
+    are not resent in-process once they went out unanswered)."""
+
+    def __init__(self, http: GuardedHttp, journal: Journal) -> None:
+        self._http = http
+        self._journal = journal
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """`OutboundClient.request`: params, headers, json, data, timeout, follow_redirects."""
+        if str(method).upper() != "POST":
+            return self._http.request(method, url, **kwargs)
+        kwargs["resend_unanswered"] = False
+        response: requests.Response = self._journal.call(
+            "http.request",
+            f"POST {redact_url(url)}",
+            lambda: self._http.request(method, url, **kwargs),
+            _response_from_prior,
+            encode=_response_out,
+            decode=_response_in,
+            outbound=True,
+        )
+        return response
 
 
 class PythonContext:
@@ -495,14 +766,18 @@ class PythonContext:
         self.run: dict[str, Any] = execution.ctx.run_info
 
     def salesforce(self, account: str | None = None) -> SalesforceClient:
-        """A client for `account` (default: the behavior's account); exchanges are recorded."""
-        return self._execution.client(account)
+        """A client for `account` (default: the behavior's account); exchanges are recorded.
+
+        Its creates, composite creates and POSTs are journaled (see `Journal`)."""
+        journaled = JournaledClient(self._execution.client(account), self._execution.journal)
+        return cast("SalesforceClient", journaled)
 
     @property
     def http(self) -> Any:
         """Outbound HTTP (`.request(method, url, ...)`): any URL the SSRF guard allows, never a
-        Salesforce credential; a refusal fails the run with code outbound_refused."""
-        return GuardedHttp(self._execution.outbound())
+        Salesforce credential; a refusal fails the run with code outbound_refused. POSTs are
+        journaled (see `Journal`)."""
+        return JournaledHttp(GuardedHttp(self._execution.outbound()), self._execution.journal)
 
     def should_stop(self) -> bool:
         """True when a cancel was requested: long loops should return early."""

@@ -2,7 +2,13 @@
 
 Modules named in FORCEBOT_BEHAVIOR_MODULES are imported by the web and worker processes;
 importing them runs the decorators. The function gets a context with `.inputs`, `.log`,
-`.run` and `.salesforce(account=None)`, and the same retries and run records as a definition.
+`.run`, `.salesforce(account=None)`, `.http` and `.fail(message)`, and the same retries and
+run records as a definition.
+
+A resumed or retried attempt calls the function again from the start. Its creates,
+composite creates and POSTs are journaled by call order and answered from the journal on
+the next call (`shared.behaviors.engine.Journal`), so a function must make those calls in
+the same order with the same targets every time it runs for the same inputs.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ Retries: 429, 5xx, timeouts and connection errors are retried in-process with th
 client's back-off (exponential, full jitter, Retry-After as a floor, at most
 `max_inline_wait` seconds per wait) up to `max_attempts` sends; when they run out the error
 is raised (retryable), so a run's engine can retry the run later. Other 4xx and all 2xx/3xx
-come back as the response at once. A refused URL raises `Refused`, never retried.
+come back as the response at once. A refused URL raises `Refused`, never retried. With
+`resend_unanswered=False` a request that went out unanswered (read timeout, reset: a
+`ResponseLost`) is not retried, because the receiver may have applied it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from shared.salesforce.errors import RateLimited, SalesforceError, ServerError, parse_retry_after
+from shared.salesforce.errors import (
+    RateLimited,
+    ResponseLost,
+    SalesforceError,
+    ServerError,
+    parse_retry_after,
+)
 from shared.salesforce.http import OnExchange, send
 from shared.salesforce.redact import redact_url
 from shared.salesforce.retry import call_with_retries
@@ -121,24 +129,35 @@ class OutboundClient:
         data: Any = None,
         timeout: float | None = None,
         follow_redirects: bool = False,
+        resend_unanswered: bool = True,
     ) -> requests.Response:
-        """Send with the guard, retries and (optionally) checked redirects."""
+        """Send with the guard, retries and (optionally) checked redirects.
+
+        `resend_unanswered=False` (a non-idempotent request that must not be applied twice):
+        a request that went out and got no complete answer (`ResponseLost`) is raised at once,
+        not retried; connect errors, 429 and 5xx answers are still retried.
+        """
         timeout = min(float(timeout or self.timeout), MAX_TIMEOUT)
         headers, stripped = self._strip(dict(headers or {}))
         self._refuse_secrets_in(url, params, json if json is not None else data)
 
         def attempt() -> requests.Response:
-            response = self._send_chain(
-                method.upper(),
-                url,
-                params,
-                headers,
-                json,
-                data,
-                timeout,
-                follow_redirects,
-                stripped,
-            )
+            try:
+                response = self._send_chain(
+                    method.upper(),
+                    url,
+                    params,
+                    headers,
+                    json,
+                    data,
+                    timeout,
+                    follow_redirects,
+                    stripped,
+                )
+            except ResponseLost as exc:
+                if not resend_unanswered:
+                    exc.retryable = False  # it may have been applied: never sent again here
+                raise
             if response.status_code == 429 or response.status_code >= 500:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 kind = RateLimited if response.status_code == 429 else ServerError

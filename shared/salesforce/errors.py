@@ -2,6 +2,8 @@
 
     SalesforceError                  status, error_code, message, fields, retryable, retry_after
     ├── TransportError               timeout, connection refused/reset        retryable
+    │   └── ResponseLost             sent, then no whole answer (read timeout, reset): it may
+    │                                have been applied; a create must not be sent again blindly
     ├── ServerError                  5xx (also HTML pages from an edge proxy) retryable
     ├── RateLimited                  429, 420, 403 REQUEST_LIMIT_EXCEEDED     retryable
     │   │                            (concurrent "ConcurrentPerOrgLongTxn"), our own per-account cap
@@ -82,6 +84,17 @@ class SalesforceError(Exception):
 class TransportError(SalesforceError):
     retryable_default = True
     default_code = "transport_error"
+
+
+class ResponseLost(TransportError):
+    """The request may have reached the server, and no complete response came back.
+
+    A read timeout, or a connection closed or reset after the request was written. A
+    connect error or connect timeout (nothing was sent) is a plain `TransportError`. Still
+    retryable for idempotent calls; a non-idempotent one (a create, a POST) may have been
+    applied, so the run engine fails such a step as `outcome_unknown` instead of sending it
+    again.
+    """
 
 
 class ServerError(SalesforceError):

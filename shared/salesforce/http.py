@@ -10,8 +10,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+from urllib3.exceptions import SSLError as Urllib3SSLError
 
-from .errors import TransportError
+from .errors import ResponseLost, TransportError
 from .redact import redact_body, redact_headers, redact_text, redact_url
 
 log = logging.getLogger("forcebot.salesforce")
@@ -61,6 +63,36 @@ def require_secure(url: str) -> None:
     )
 
 
+# requests' errors raised before anything is written: the URL or headers are unusable.
+_BEFORE_SENDING = (
+    requests.exceptions.URLRequired,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.InvalidJSONError,
+)
+# urllib3's reasons for failing to open a connection (DNS, refused, connect timeout, TLS
+# handshake): the request itself was never written.
+_CONNECT_REASONS = (NewConnectionError, ConnectTimeoutError, Urllib3SSLError)
+
+
+def nothing_sent(exc: requests.RequestException) -> bool:
+    """True only when `exc` certainly happened before the request was written.
+
+    A connect error or connect timeout (requests wraps urllib3's MaxRetryError around the
+    connection's failure) is safe to send again; a read timeout, a connection closed or reset
+    while waiting for the answer, or a truncated answer is not: the server may have applied
+    the request. Anything not known to be a connect-phase error counts as possibly sent.
+    """
+    if isinstance(exc, (requests.ConnectTimeout, *_BEFORE_SENDING)):
+        return True
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        return isinstance(reason.reason, _CONNECT_REASONS)
+    return False
+
+
 def send(
     http: requests.Session,
     method: str,
@@ -70,7 +102,11 @@ def send(
     on_exchange: OnExchange | None = None,
     **kwargs: Any,
 ) -> requests.Response:
-    """Send one request; report it to `on_exchange` (secrets redacted) whatever happens."""
+    """Send one request; report it to `on_exchange` (secrets redacted) whatever happens.
+
+    A failure before the request was written raises `TransportError`; one after it may have
+    reached the server (read timeout, reset, truncated answer) raises `ResponseLost`.
+    """
     started = time.monotonic()
     response: requests.Response | None = None
     error: str | None = None
@@ -79,11 +115,20 @@ def send(
         return response
     except requests.Timeout as exc:
         error = f"timed out after {timeout:g}s"
-        raise TransportError(error, error_code="timeout") from exc
+        if nothing_sent(exc):
+            raise TransportError(f"connecting {error}", error_code="timeout") from exc
+        raise ResponseLost(
+            f"no response within {timeout:g}s after the request was sent", error_code="timeout"
+        ) from exc
     except requests.RequestException as exc:
         error = f"{type(exc).__name__}: {exc}"
-        raise TransportError(
-            f"could not reach {urlsplit(url).hostname}: {type(exc).__name__}",
+        host = urlsplit(url).hostname
+        if nothing_sent(exc):
+            raise TransportError(
+                f"could not reach {host}: {type(exc).__name__}", error_code="connection_error"
+            ) from exc
+        raise ResponseLost(
+            f"{host} closed the connection after the request was sent: {type(exc).__name__}",
             error_code="connection_error",
         ) from exc
     finally:

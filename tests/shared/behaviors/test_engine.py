@@ -197,7 +197,7 @@ def test_python_behavior_gets_context_and_is_recorded() -> None:
     result = execute(context(behavior, {"name": "Ada"}, recorder, client, run_info={"id": 9}))
     assert result["success"] is True
     assert seen == {"inputs": {"name": "Ada"}, "run": {"id": 9}}
-    assert recorder.statuses() == {"python": "succeeded"}
+    assert recorder.statuses() == {"python": "succeeded", "python:call-1": "succeeded"}
     # Finished in this attempt: not called again.
     assert execute(context(behavior, {"name": "Ada"}, recorder, client)) == result
     assert len(client.calls) == 1
