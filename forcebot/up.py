@@ -137,6 +137,11 @@ def _run(
         )
         # An OOM-killed worker or a crashed beat is restarted; web and Redis are not.
         supervisor.add(Child("worker", [*me, "worker", "--concurrency", "2"], env, restart=True))
+        # Beat's ticks (dispatch, reconcile, deliveries) also get a worker of their own, so two
+        # long runs holding the worker's slots cannot make them late (as docker-compose does).
+        beat_worker = [*me, "worker", "--concurrency", "1", "--queues", "forcebot.beat"]
+        beat_worker += ["--name", "forcebot-beat@%h", "--loglevel", "WARNING"]
+        supervisor.add(Child("beat-worker", beat_worker, env, restart=True))
         supervisor.add(Child("beat", [*me, "beat", "--loglevel", "WARNING"], env, restart=True))
     except KeyboardInterrupt:
         supervisor.stop()

@@ -138,8 +138,14 @@ def test_a_killed_worker_is_restarted_while_web_keeps_serving(tmp_path):
     watching = threading.Event()
     try:
         poll(lambda: _healthy(port), timeout=60, interval=0.2, message="/healthz")
-        worker = poll(lambda: _direct_child(proc, "forcebot worker"), timeout=30, message="worker")
+        worker = poll(
+            lambda: _direct_child(proc, "forcebot worker --concurrency 2"),
+            timeout=30,
+            message="worker",
+        )
         poll(lambda: _direct_child(proc, "forcebot beat"), timeout=30, message="beat")
+        # beat's ticks have a worker of their own, so long runs cannot make them late
+        poll(lambda: _direct_child(proc, "--queues forcebot.beat"), timeout=30, message="ticks")
         web = _direct_child(proc, "forcebot web")
         token = (
             subprocess.run(
@@ -177,7 +183,11 @@ def test_a_killed_worker_is_restarted_while_web_keeps_serving(tmp_path):
             run_ids.append(queued.json()["id"])
 
         new = poll(
-            lambda: (w := _direct_child(proc, "forcebot worker")) and w.pid != worker.pid and w,
+            lambda: (
+                (w := _direct_child(proc, "forcebot worker --concurrency 2"))
+                and w.pid != worker.pid
+                and w
+            ),
             timeout=30,
             interval=0.2,
             message="a new worker",
