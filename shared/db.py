@@ -13,6 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 # the write lock gives up and beats again, instead of waiting until its run looks dead.
 SQLITE_BUSY_SECONDS = 10
 
+# `Session.info` key of sessions that only read (see `reading()`).
+READ_ONLY = "forcebot_read_only"
+# `Connection.info` key: the BEGIN still to be sent before the transaction's first statement.
+_PENDING_BEGIN = "forcebot_pending_begin"
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine tuned for its backend.
@@ -42,8 +47,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             # IMMEDIATE takes the write lock up front: a read-then-write transaction can
-            # otherwise fail with "database is locked" instead of waiting.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # otherwise fail with "database is locked" instead of waiting. The BEGIN is sent
+            # with the first statement, so that a session marked read-only (`reading()`) can
+            # ask for a plain deferred BEGIN, which takes no write lock, first.
+            conn.info[_PENDING_BEGIN] = "BEGIN IMMEDIATE"
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _sqlite_send_begin(conn: Any, cursor: Any, *_: Any) -> None:
+            begin = conn.info.pop(_PENDING_BEGIN, None)
+            if begin:
+                cursor.execute(begin)
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -53,7 +66,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    event.listen(factory, "after_begin", _read_only_begin)
+    return factory
+
+
+def _read_only_begin(session: Session, _transaction: Any, connection: Any) -> None:
+    # Runs after the engine's "begin" and before the first statement (SQLite only has a
+    # pending BEGIN to change).
+    if session.info.get(READ_ONLY) and _PENDING_BEGIN in connection.info:
+        connection.info[_PENDING_BEGIN] = "BEGIN"
+
+
+@contextmanager
+def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reads only: on SQLite its transaction takes no write lock, so it neither
+    waits for nor blocks writers (WAL readers see the last committed state). Do not write in
+    it: a deferred transaction that starts writing after another writer committed fails with
+    "database is locked" instead of waiting. On PostgreSQL it is an ordinary session."""
+    with factory(info={READ_ONLY: True}) as session:
+        yield session
 
 
 @contextmanager
