@@ -7,14 +7,19 @@ caller's session and never commit.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
-from collections.abc import Callable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from shared.db import reading
 from shared.models import Account, Behavior, BehaviorVersion, utcnow
 
 from .definition import (
@@ -162,6 +167,49 @@ def load_behavior(session: Session, name: str, version: int | None = None) -> Lo
         max_attempts=python.max_attempts,
         timeout_seconds=python.timeout_seconds,
         description=python.description,
+    )
+
+
+# Stored versions never change, so a worker keeps the ones it ran (a bounded LRU). The key
+# must identify the version row itself, not only (name, version): a behavior deleted and made
+# again starts its versions at 1.
+CACHE_SIZE = 256
+_cache: OrderedDict[Hashable, LoadedBehavior] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def load_behavior_cached(
+    factory: sessionmaker[Session], name: str, version: int | None, key: Hashable | None
+) -> LoadedBehavior | None:
+    """`load_behavior` through this process's cache of stored versions.
+
+    `key` identifies the stored version row (e.g. its id and created_at, as a run's claim
+    reads them); None (no stored version matched, or a Python behavior) loads without the
+    cache. Each caller gets its own copy of the definition.
+    """
+    if key is not None:
+        with _cache_lock:
+            hit = _cache.get(key)
+            if hit is not None:
+                _cache.move_to_end(key)
+        if hit is not None:
+            return _copy(hit)
+    with reading(factory) as session:
+        loaded = load_behavior(session, name, version)
+    if key is not None and loaded is not None and loaded.definition is not None:
+        with _cache_lock:
+            _cache[key] = loaded
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+        return _copy(loaded)
+    return loaded
+
+
+def _copy(behavior: LoadedBehavior) -> LoadedBehavior:
+    return dataclasses.replace(
+        behavior,
+        definition=copy.deepcopy(behavior.definition),
+        inputs=copy.deepcopy(behavior.inputs),
     )
 
 

@@ -13,20 +13,34 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    and_,
+    case,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import outbound, webhooks
 from shared.behaviors import engine
 from shared.behaviors.dry_run import DRY_RUN_TRIGGER, DryRunSession
-from shared.behaviors.store import LoadedBehavior, load_behavior, validate_payload
+from shared.behaviors.store import LoadedBehavior, load_behavior_cached, validate_payload
 from shared.config import RunTimings, run_timings
+from shared.db import reading
 from shared.models import Account, Attempt, Run, utcnow
 from shared.models.runs import (
     CANCELLED,
     FAILED,
+    FINISHED,
     QUEUED,
     RETRYING,
     RUNNING,
@@ -67,16 +81,31 @@ class Claim:
     # Where the run-time deadline is measured from: the attempt's start, or the end of its
     # latest retry/quota wait. A crash and resumption does not restart the clock.
     running_since: datetime | None = None
+    # The run's progress as claimed (only the claiming worker writes it while running).
+    progress: dict[str, Any] | None = None
+    # True when this claim opened the attempt: it has no step rows yet.
+    new_attempt: bool = False
+    # The run's account (name, token_version) and the stored behavior version's identity
+    # (name, version, row id, created_at), read by the claim for the worker's caches.
+    account_name: str | None = None
+    token_version: int | None = None
+    behavior_key: tuple[Any, ...] | None = None
 
 
-def _running_since(run: Run, attempt: Attempt, now: datetime) -> datetime:
-    since = attempt.started_at or now
-    for wait in (run.progress or {}).get("waits") or []:
-        if wait.get("attempt") != attempt.number or not wait.get("until"):
+def _running_since(
+    progress: dict[str, Any] | None, attempt: int, started_at: datetime | None, now: datetime
+) -> datetime:
+    since = _aware(started_at) if started_at else now
+    for wait in (progress or {}).get("waits") or []:
+        if wait.get("attempt") != attempt or not wait.get("until"):
             continue
         until = datetime.fromisoformat(wait["until"])
-        since = max(since, until if until.tzinfo else until.replace(tzinfo=UTC))
+        since = max(since, _aware(until))
     return min(since, now)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _fail_crash_loop(session: Session, run: Run, now: datetime) -> None:
@@ -105,23 +134,47 @@ def _fail_crash_loop(session: Session, run: Run, now: datetime) -> None:
     log.warning("run=%s status=failed code=worker_lost resumptions=%s", run.id, run.resumptions)
 
 
+def _lookup(sql: str, label: str, type_: Any) -> Any:
+    return literal_column(f"({sql})", type_).label(label)
+
+
+# Read by the claim's RETURNING for the worker's caches. Written out because SQLAlchemy's SQLite
+# RETURNING drops table names, which makes a correlated subquery's `id` ambiguous.
+_CLAIM_LOOKUPS = (
+    _lookup("SELECT a.name FROM accounts a WHERE a.id = runs.account_id", "account_name", String()),
+    _lookup(
+        "SELECT a.token_version FROM accounts a WHERE a.id = runs.account_id", "token_v", Integer()
+    ),
+    _lookup(
+        "SELECT v.id FROM behavior_versions v JOIN behaviors b ON b.id = v.behavior_id "
+        "WHERE b.name = runs.behavior_name AND v.version = runs.behavior_version",
+        "version_id",
+        Integer(),
+    ),
+    _lookup(
+        "SELECT v.created_at FROM behavior_versions v JOIN behaviors b ON b.id = v.behavior_id "
+        "WHERE b.name = runs.behavior_name AND v.version = runs.behavior_version",
+        "version_at",
+        String(),
+    ),
+)
+
+
 def claim_for_execution(
     session: Session, run_id: int, worker_name: str, *, timings: RunTimings | None = None
 ) -> Claim | None:
     """Take the run for `worker_name` if it is runnable now; None when someone else has it.
 
     Runnable: queued; retrying or waiting and due; or running with a stale heartbeat (its
-    worker died). A finished run is never claimed, so a duplicate delivery is a no-op.
+    worker died). A finished run is never claimed, so a duplicate delivery is a no-op. The
+    claim is one conditional `UPDATE … RETURNING` of everything the execution needs (the
+    run's account name and token version, and the identity of its behavior version, for the
+    worker's caches), plus the attempt row.
     """
     timings = timings or run_timings()
     now = utcnow()
     stale = clock.before(session, timings.heartbeat_stale)
     dead = and_(Run.status == RUNNING, or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < stale))
-    # A cancel asked of a run whose worker died (or that is between tries) ends it here.
-    between_tries = Run.status.in_((QUEUED, RETRYING, WAITING))
-    asked = Run.cancel_requested.is_(True)
-    if _cancel_where(session, run_id, and_(asked, or_(between_tries, dead))):
-        return None
     claimable = or_(
         Run.status == QUEUED,
         and_(
@@ -130,7 +183,7 @@ def claim_for_execution(
         ),
         dead,
     )
-    changed = session.execute(
+    row = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.cancel_requested.is_(False), claimable)
         .values(
@@ -138,47 +191,93 @@ def claim_for_execution(
             worker=worker_name,
             heartbeat_at=clock.now(session),
             next_attempt_at=None,
+            started_at=func.coalesce(Run.started_at, now),
             # Taking a run over from a dead worker is a resumption (reconcile counts the ones
             # it re-queues).
             resumptions=case((Run.status == RUNNING, Run.resumptions + 1), else_=Run.resumptions),
         )
+        .returning(
+            Run.behavior_name,
+            Run.behavior_version,
+            Run.payload,
+            Run.trigger,
+            Run.account_id,
+            Run.max_attempts,
+            Run.retries,
+            Run.attempts,
+            Run.resumptions,
+            Run.progress,
+            *_CLAIM_LOOKUPS,
+        )
         .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    if not changed:
+    ).one_or_none()
+    if row is None:
+        # A cancel asked of a run whose worker died (or that is between tries) ends it here.
+        between_tries = Run.status.in_((QUEUED, RETRYING, WAITING))
+        asked = Run.cancel_requested.is_(True)
+        _cancel_where(session, run_id, and_(asked, or_(between_tries, dead)))
         return None
-    run = session.get(Run, run_id, populate_existing=True)
-    assert run is not None
-    if run.resumptions > int(timings.max_resumptions):
+    if row.resumptions > int(timings.max_resumptions):
+        run = session.get(Run, run_id, populate_existing=True)
+        assert run is not None
         _fail_crash_loop(session, run, now)
         return None
-    if run.started_at is None:
-        run.started_at = now
-    attempt = session.scalars(
-        select(Attempt)
-        .where(Attempt.run_id == run_id, Attempt.finished_at.is_(None))
-        .order_by(Attempt.number.desc())
-    ).first()
-    if attempt is None:
-        run.attempts += 1
-        run.retries = 0
-        attempt = Attempt(run_id=run_id, number=run.attempts)
-        session.add(attempt)
-    attempt.status = RUNNING
-    attempt.worker = worker_name
-    session.flush()
+    attempts, retries = row.attempts, row.retries
+    open_attempt = None
+    if attempts:  # a run never claimed before has no attempt row to continue
+        open_attempt = session.execute(
+            select(Attempt.id, Attempt.number, Attempt.started_at)
+            .where(Attempt.run_id == run_id, Attempt.finished_at.is_(None))
+            .order_by(Attempt.number.desc())
+            .limit(1)
+        ).first()
+    if open_attempt is None:
+        attempts, retries = attempts + 1, 0
+        session.execute(
+            update(Run)
+            .where(Run.id == run_id)
+            .values(attempts=attempts, retries=0)
+            .execution_options(synchronize_session=False)
+        )
+        attempt_id = session.scalar(
+            insert(Attempt)
+            .values(
+                run_id=run_id, number=attempts, status=RUNNING, worker=worker_name, started_at=now
+            )
+            .returning(Attempt.id)
+        )
+        number, started_at = attempts, now
+    else:
+        attempt_id, number, started_at = open_attempt
+        session.execute(
+            update(Attempt)
+            .where(Attempt.id == attempt_id)
+            .values(status=RUNNING, worker=worker_name)
+            .execution_options(synchronize_session=False)
+        )
+    progress = dict(row.progress or {})
     return Claim(
-        running_since=_running_since(run, attempt, now),
-        run_id=run.id,
-        attempt_id=attempt.id,
-        attempt=attempt.number,
-        behavior_name=run.behavior_name,
-        behavior_version=run.behavior_version,
-        payload=dict(run.payload or {}),
-        trigger=run.trigger,
-        account_id=run.account_id,
-        max_attempts=run.max_attempts,
-        retries=run.retries,
+        running_since=_running_since(progress, number, started_at, now),
+        run_id=run_id,
+        attempt_id=int(attempt_id or 0),
+        attempt=number,
+        behavior_name=row.behavior_name,
+        behavior_version=row.behavior_version,
+        payload=dict(row.payload or {}),
+        trigger=row.trigger,
+        account_id=row.account_id,
+        max_attempts=row.max_attempts,
+        retries=retries,
         worker=worker_name,
+        progress=progress,
+        new_attempt=open_attempt is None,
+        account_name=row.account_name,
+        token_version=row.token_v,
+        behavior_key=(
+            (row.behavior_name, row.behavior_version, row.version_id, row.version_at)
+            if row.version_id is not None
+            else None
+        ),
     )
 
 
@@ -191,10 +290,13 @@ class Heartbeat:
         claim: Claim,
         every: float,
         lost: threading.Event | None = None,
+        on_cancel_flag: Callable[[bool], None] | None = None,
     ) -> None:
         self.factory = factory
         self.claim = claim
         self.every = every
+        # Told the run's cancel flag at every beat (the recorder's step boundaries use it).
+        self.on_cancel_flag = on_cancel_flag
         # Set when the conditional UPDATE matched nothing: another worker owns the run now.
         # The recorder raises ClaimLost at its next write or step boundary.
         self.lost = lost or threading.Event()
@@ -215,7 +317,7 @@ class Heartbeat:
         while not self.stopped.wait(self.every):
             try:
                 with self.factory.begin() as session:
-                    changed = session.execute(
+                    requested = session.execute(
                         update(Run)
                         .where(
                             Run.id == self.claim.run_id,
@@ -224,12 +326,15 @@ class Heartbeat:
                             Run.status == RUNNING,
                         )
                         .values(heartbeat_at=clock.now(session))
+                        .returning(Run.cancel_requested)
                         .execution_options(synchronize_session=False)
-                    ).rowcount  # type: ignore[attr-defined]
+                    ).scalar_one_or_none()
             except Exception:  # noqa: BLE001 - a missed beat is retried at the next tick
                 log.warning("run=%s heartbeat failed", self.claim.run_id, exc_info=True)
                 continue
-            if not changed:
+            if requested is not None and self.on_cancel_flag is not None:
+                self.on_cancel_flag(bool(requested))
+            if requested is None:
                 log.warning(
                     "run=%s worker=%s lost the run; stopping at the next step",
                     self.claim.run_id,
@@ -290,8 +395,8 @@ def execute_claimed(
     timings = timings or run_timings()
     factory = runtime.Session
     recorder = RunRecorder(factory, claim)
-    with factory() as session:
-        behavior = load_behavior(session, claim.behavior_name, claim.behavior_version)
+    key = None if claim.behavior_key is None else (str(runtime.engine.url), *claim.behavior_key)
+    behavior = load_behavior_cached(factory, claim.behavior_name, claim.behavior_version, key)
     if behavior is None:
         return finish_run(
             runtime,
@@ -316,7 +421,13 @@ def execute_claimed(
         )
     purpose = "scheduled" if claim.trigger in SCHEDULED_TRIGGERS else "trigger"
     client_for = _client_factory(
-        runtime, behavior, recorder, purpose, client_factory, claim.trigger == DRY_RUN_TRIGGER
+        runtime,
+        behavior,
+        recorder,
+        purpose,
+        client_factory,
+        claim.trigger == DRY_RUN_TRIGGER,
+        claim,
     )
     ctx = engine.ExecutionContext(
         deadline=_deadline(behavior, claim),
@@ -338,7 +449,7 @@ def execute_claimed(
     log.info(
         "run=%s attempt=%s worker=%s status=running", claim.run_id, claim.attempt, claim.worker
     )
-    with Heartbeat(factory, claim, timings.heartbeat_every, recorder.lost):
+    with Heartbeat(factory, claim, timings.heartbeat_every, recorder.lost, recorder.observe_cancel):
         try:
             result = engine.execute(ctx)
         except engine.ClaimLost:
@@ -354,7 +465,7 @@ def execute_claimed(
             outcome = classify(claim, exc, recorder, timings)
         else:
             outcome = Outcome(SUCCEEDED, result=_jsonable(result))
-    return finish_run(runtime, claim, outcome)
+    return finish_run(runtime, claim, outcome, recorder=recorder)
 
 
 def _deadline(behavior: LoadedBehavior, claim: Claim) -> float | None:
@@ -373,6 +484,7 @@ def _client_factory(
     purpose: str,
     override: Callable[..., Any] | None,
     dry_run: bool = False,
+    claim: Claim | None = None,
 ) -> Callable[[str | None, Callable[[dict[str, Any]], None] | None], Any]:
     def client_for(
         account: str | None, on_exchange: Callable[[dict[str, Any]], None] | None
@@ -380,8 +492,14 @@ def _client_factory(
         name = account or behavior.account
         if not name:
             raise LookupError("the behavior names no account and the step gives none")
-        with runtime.Session() as session:
-            account_id = session.scalar(select(Account.id).where(Account.name == name))
+        token_version = None
+        if claim is not None and claim.account_id is not None and name == claim.account_name:
+            # The run's own account: the claim read its id and token_version.
+            account_id: int | None = claim.account_id
+            token_version = claim.token_version
+        else:
+            with reading(runtime.Session) as session:
+                account_id = session.scalar(select(Account.id).where(Account.name == name))
         if account_id is None:
             raise LookupError(f'unknown account "{name}"')
         recorder.account_id = account_id
@@ -390,7 +508,12 @@ def _client_factory(
         # A dry run's client sends reads and answers writes itself (shared.behaviors.dry_run).
         http = DryRunSession() if dry_run else None
         return SalesforceClient.for_account(
-            runtime, account_id, on_exchange=on_exchange, purpose=purpose, http=http
+            runtime,
+            account_id,
+            on_exchange=on_exchange,
+            purpose=purpose,
+            http=http,
+            token_version=token_version,
         )
 
     return client_for
@@ -481,9 +604,14 @@ def classify(claim: Claim, exc: Exception, recorder: RunRecorder, timings: RunTi
     return Outcome(FAILED, error=detail)
 
 
-def finish_run(runtime: Runtime, claim: Claim, outcome: Outcome) -> Outcome:
-    """Write the outcome, fenced on this worker still holding the run."""
+def finish_run(
+    runtime: Runtime, claim: Claim, outcome: Outcome, *, recorder: RunRecorder | None = None
+) -> Outcome:
+    """Write the outcome, fenced on this worker still holding the run (with any exchanges
+    `recorder` still holds that no step ending wrote)."""
     now = utcnow()
+    if recorder is not None and recorder.progress is not None and outcome.status in FINISHED:
+        return _finish_terminal(runtime, claim, outcome, recorder, now)
     with runtime.Session.begin() as session:
         run = session.get(Run, claim.run_id, with_for_update=True)
         if run is None or run.status != RUNNING or run.worker != claim.worker:
@@ -551,6 +679,70 @@ def finish_run(runtime: Runtime, claim: Claim, outcome: Outcome) -> Outcome:
             update(Attempt)
             .where(Attempt.id == claim.attempt_id)
             .values(status=outcome.status, finished_at=now, error=run.error)
+        )
+    log.info(
+        "run=%s attempt=%s status=%s code=%s",
+        claim.run_id,
+        claim.attempt,
+        outcome.status,
+        (outcome.error or {}).get("code", "-"),
+    )
+    return outcome
+
+
+def _finish_terminal(
+    runtime: Runtime, claim: Claim, outcome: Outcome, recorder: RunRecorder, now: datetime
+) -> Outcome:
+    """`finish_run` for an ending, as one fenced `UPDATE … RETURNING` (the recorder holds the
+    run's progress: only this worker wrote it while running)."""
+    progress = dict(recorder.progress or {})
+    progress.pop("current_step", None)
+    succeeded = outcome.status == SUCCEEDED
+    error = None if succeeded else outcome.error
+    with runtime.Session.begin() as session:
+        row = session.execute(
+            update(Run)
+            .where(Run.id == claim.run_id, Run.status == RUNNING, Run.worker == claim.worker)
+            .values(
+                status=outcome.status,
+                finished_at=now,
+                heartbeat_at=now,
+                next_attempt_at=None,
+                wait_reason=None,
+                result=outcome.result if succeeded else None,
+                error=error,
+                progress=progress or None,
+            )
+            .returning(Run.behavior_name, Run.trigger, Run.attempts, Run.sync_id)
+            .execution_options(synchronize_session=False)
+        ).one_or_none()
+        if row is None:
+            # The reconciler gave the run to another worker (we looked dead); theirs counts.
+            log.warning(
+                "run=%s worker=%s lost the run; outcome dropped", claim.run_id, claim.worker
+            )
+            return Outcome("lost")
+        recorder.write_pending(session)
+        view = SimpleNamespace(
+            id=claim.run_id,
+            behavior_name=row.behavior_name,
+            status=outcome.status,
+            trigger=row.trigger,
+            attempts=row.attempts,
+            error=error,
+            next_attempt_at=None,
+            finished_at=now,
+        )
+        webhooks.run_event(session, view)  # run.succeeded / run.failed, in this transaction
+        if row.trigger == "sync" and row.sync_id is not None:
+            webhooks.sync_event(
+                session, row.sync_id, claim.run_id, outcome.status, _sync_counts(progress)
+            )
+        session.execute(
+            update(Attempt)
+            .where(Attempt.id == claim.attempt_id)
+            .values(status=outcome.status, finished_at=now, error=error)
+            .execution_options(synchronize_session=False)
         )
     log.info(
         "run=%s attempt=%s status=%s code=%s",

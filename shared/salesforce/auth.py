@@ -26,8 +26,10 @@ without one (hiding whether Salesforce rotated it).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import joinedload
 
 from ..accounts import token_update_values
+from ..db import reading
 from ..models import Account, Service, utcnow
 from ..models.accounts import ACTIVE, NEEDS_REAUTH
 from .errors import InvalidGrant, NeedsReauth, SalesforceError, TokenError, TransportError
@@ -139,15 +142,49 @@ def _aware(value: datetime) -> datetime:
 @contextmanager
 def _read_account(runtime: Runtime, account_id: int) -> Iterator[Account]:
     """The account with its service, in a short read-only session."""
-    with runtime.Session() as session:
+    with reading(runtime.Session) as session:
         account = session.get(Account, account_id, options=[joinedload(Account.service)])
         if account is None:
             raise NeedsReauth(f"account {account_id} does not exist", error_code="not_found")
         yield account
 
 
+# Per process and runtime: the last TokenState read of each account, for callers that already
+# know the row's current `token_version` from a transaction of their own (a run's claim reads
+# it). Every token change bumps the version (a refresh, a relink, needs_reauth); the age limit
+# bounds what does not (the service's API version and reserve, the recorded usage).
+STATE_CACHE_SECONDS = 30.0
+_states: weakref.WeakKeyDictionary[Any, dict[int, tuple[TokenState, float]]] = (
+    weakref.WeakKeyDictionary()
+)
+_states_lock = threading.Lock()
+
+
+def cached_state(runtime: Runtime, account_id: int, version: int) -> TokenState | None:
+    """The state last read of the account if its token_version is still `version`."""
+    with _states_lock:
+        entry = _states.get(runtime, {}).get(account_id)
+    if entry is None:
+        return None
+    state, read_at = entry
+    if state.version != version or time.monotonic() - read_at > STATE_CACHE_SECONDS:
+        return None
+    return state
+
+
+def _remember(runtime: Runtime, state: TokenState) -> None:
+    with _states_lock:
+        _states.setdefault(runtime, {})[state.account_id] = (state, time.monotonic())
+
+
 def load_state(runtime: Runtime, account_id: int) -> TokenState:
-    """Read the account (short transaction) and decrypt its access token."""
+    """Read the account (short read-only transaction) and decrypt its access token."""
+    state = _load_state(runtime, account_id)
+    _remember(runtime, state)
+    return state
+
+
+def _load_state(runtime: Runtime, account_id: int) -> TokenState:
     with _read_account(runtime, account_id) as account:
         service = account.service
         return TokenState(
@@ -346,8 +383,12 @@ class TokenManager:
         lock_ttl: float = LOCK_TTL_SECONDS,
         lock_wait: float = LOCK_WAIT_SECONDS,
         timeout: float = GRANT_TIMEOUT_SECONDS,
+        known_version: int | None = None,
     ) -> None:
         self.runtime = runtime
+        # The row's token_version as the caller just read it: the first state() may come from
+        # this process's cache (`cached_state`) instead of the database.
+        self.known_version = known_version
         self.account_id = account_id
         self.http = http or requests.Session()
         self.on_exchange = on_exchange
@@ -373,7 +414,10 @@ class TokenManager:
 
     def state(self, *, reload: bool = False) -> TokenState:
         if self._state is None or reload:
-            self._state = load_state(self.runtime, self.account_id)
+            cached = None
+            if not reload and self.known_version is not None:
+                cached = cached_state(self.runtime, self.account_id, self.known_version)
+            self._state = cached or load_state(self.runtime, self.account_id)
         return self._state
 
     def current(self, *, margin: timedelta = JIT_MARGIN) -> TokenState:

@@ -10,7 +10,9 @@ account's cross-worker concurrency cap, records `Sforce-Limit-Info` (debounced),
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -57,12 +59,20 @@ def _origin(url: str | None) -> str | None:
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
+# The usage last written to each account's row, and when (monotonic): per process and runtime,
+# because a client lives for one run and every run of a busy worker sees a new figure.
+_usage_written: weakref.WeakKeyDictionary[Any, dict[int, tuple[LimitInfo, float]]] = (
+    weakref.WeakKeyDictionary()
+)
+_usage_lock = threading.Lock()
+
+
 class SalesforceClient:
     """REST calls as one connected account; build it with `for_account`."""
 
-    # A transaction per API call would cost more than the call itself, so a client writes the
-    # usage it sees to the account row at most this often, and at once when it crosses the
-    # reserve line (scheduled work in other processes reads the row).
+    # A transaction per API call would cost more than the call itself, so this process writes
+    # the usage its clients see to the account row at most this often per account, and at
+    # once when it crosses the reserve line (scheduled work in other processes reads the row).
     usage_write_seconds = 5.0
 
     def __init__(
@@ -75,20 +85,28 @@ class SalesforceClient:
         http: requests.Session | None = None,
         purpose: str = TRIGGER,
         concurrency_cap: int = DEFAULT_CONCURRENCY_CAP,
+        token_version: int | None = None,
     ) -> None:
+        """`token_version`: the account row's version as the caller just read it, so that the
+        token may come from this process's cache (ignored for scheduled work, whose reserve
+        check wants the row's latest usage)."""
         self.runtime = runtime
         self.account_id = account_id
         self.on_exchange = on_exchange
         self.timeout = timeout
         self.http = http or requests.Session()
         self.purpose = purpose
-        self.tokens = TokenManager(runtime, account_id, http=self.http, on_exchange=on_exchange)
+        self.tokens = TokenManager(
+            runtime,
+            account_id,
+            http=self.http,
+            on_exchange=on_exchange,
+            known_version=None if purpose == SCHEDULED else token_version,
+        )
         self.cap = ConcurrencyCap(
             runtime.redis, account_id, limit=concurrency_cap, lease_seconds=timeout * 2 + 10
         )
         self._usage: LimitInfo | None = None
-        self._written: LimitInfo | None = None
-        self._written_at = 0.0
         self.api_version = self.tokens.state().api_version
 
     @classmethod
@@ -229,15 +247,21 @@ class SalesforceClient:
             if self._usage_write_due(info, state):
                 try:
                     record_usage(self.runtime, self.account_id, info)
-                    self._written, self._written_at = info, time.monotonic()
+                    with _usage_lock:
+                        written = _usage_written.setdefault(self.runtime, {})
+                        written[self.account_id] = (info, time.monotonic())
                 except (OperationalError, RedisError):  # bookkeeping; the next call writes it
                     log.warning("account=%s API usage not recorded", self.account_id)
         return response
 
     def _usage_write_due(self, info: LimitInfo, state: TokenState) -> bool:
         """First figure, `usage_write_seconds` since the last write, or the reserve line crossed."""
-        last = self._written
-        if last is None or time.monotonic() - self._written_at >= self.usage_write_seconds:
+        with _usage_lock:
+            entry = _usage_written.get(self.runtime, {}).get(self.account_id)
+        if entry is None:
+            return True
+        last, written_at = entry
+        if time.monotonic() - written_at >= self.usage_write_seconds:
             return True
         line = reserve_threshold(info.max, state.reserve_percent)
         return info.max != last.max or (info.used >= line) != (last.used >= line)

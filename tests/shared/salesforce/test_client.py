@@ -235,3 +235,51 @@ def test_refresh_now_records_health(sim, runtime, linked_account):
     assert after.last_refresh_at is not None and after.last_refresh_error is None
     # Not due: the beat's non-forced refresh leaves it alone.
     assert refresh_account(runtime, account_id, force=False) is False
+
+
+def test_usage_writes_are_debounced_per_process_not_per_client(sim, runtime, linked_account):
+    # A client lives for one run: a worker making one call per run would otherwise write the
+    # account row on every run.
+    account_id = linked_account()
+    sim.control.set_limits(max=1000, usage=100)
+    soql = "SELECT Id FROM Contact"
+    SalesforceClient.for_account(runtime, account_id).query_page(soql)
+    assert account_row(runtime, account_id).api_usage_used == 101
+    SalesforceClient.for_account(runtime, account_id).query_page(soql)
+    assert account_row(runtime, account_id).api_usage_used == 101  # a new client, same process
+    late = SalesforceClient.for_account(runtime, account_id)
+    late.usage_write_seconds = 0.0  # as if the interval had passed
+    late.query_page(soql)
+    assert account_row(runtime, account_id).api_usage_used == 103
+
+
+def test_a_known_token_version_reuses_the_token_read_by_this_process(sim, runtime, linked_account):
+    from sqlalchemy import event, update
+
+    account_id = linked_account()
+    version = account_row(runtime, account_id).token_version
+    SalesforceClient.for_account(runtime, account_id, token_version=version).limits()
+    begun: list[int] = []
+
+    def count(_conn: Any) -> None:
+        begun.append(1)
+
+    event.listen(runtime.engine, "begin", count)
+    try:
+        client = SalesforceClient.for_account(runtime, account_id, token_version=version)
+        assert begun == []  # the token came from the cache
+        assert client.limits()["DailyApiRequests"]
+        with runtime.Session.begin() as session:
+            session.execute(
+                update(Account)
+                .where(Account.id == account_id)
+                .values(token_version=Account.token_version + 1)
+            )
+        begun.clear()
+        SalesforceClient.for_account(runtime, account_id, token_version=version + 1)
+        assert len(begun) == 1  # a new version: the row is read again
+        begun.clear()
+        SalesforceClient.for_account(runtime, account_id)
+        assert len(begun) == 1  # no version known: always read
+    finally:
+        event.remove(runtime.engine, "begin", count)
