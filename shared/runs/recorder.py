@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.behaviors.engine import Cancelled, ClaimLost, PriorSend
 from shared.db import reading
 from shared.models import HttpExchange, Run, RunStep, utcnow
-from shared.models.runs import RUNNING, SUCCEEDED
+from shared.models.runs import FAILED, RUNNING, SUCCEEDED
 from shared.salesforce.redact import redact_body, redact_headers, redact_url
 
 from . import clock
@@ -88,16 +88,19 @@ class RunRecorder:
             return False, None
         with reading(self.factory) as session:
             row = session.execute(
-                select(RunStep.id, RunStep.status, RunStep.output, RunStep.sent_at).where(
-                    self._where(key)
-                )
+                select(
+                    RunStep.id, RunStep.status, RunStep.output, RunStep.sent_at, RunStep.error
+                ).where(self._where(key))
             ).one_or_none()
         self.step_ids[key] = row.id if row else None
         if row is not None and row.status in (SUCCEEDED, SKIPPED):
             return True, row.output
         # Marked sent and still `running`: the worker that sent it stopped before the step's
-        # ending was recorded.
-        if row is not None and row.status == RUNNING and row.sent_at is not None:
+        # ending was recorded. Marked sent and failed as `outcome_unknown`: the worker stopped
+        # after recording that and before recording the run's outcome. Either way the send's
+        # fate is unknown, so it must not go out again in this attempt.
+        unknown = row is not None and row.status == FAILED and _code(row.error) == OUTCOME_UNKNOWN
+        if row is not None and row.sent_at is not None and (row.status == RUNNING or unknown):
             self.unfinished[key] = row.sent_at
         return False, None
 
@@ -311,3 +314,10 @@ class RunRecorder:
         if key not in self.step_ids:
             self.step_ids[key] = session.scalar(select(RunStep.id).where(self._where(key)))
         return self.step_ids[key]
+
+
+OUTCOME_UNKNOWN = "outcome_unknown"
+
+
+def _code(error: Any) -> Any:
+    return error.get("code") if isinstance(error, dict) else None

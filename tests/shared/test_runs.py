@@ -172,6 +172,38 @@ def test_recorder_reuses_finished_steps_and_redacts(runtime, echo_behavior):
         assert exchange.step_id is not None and exchange.duration_ms == 12
 
 
+def test_a_send_failed_as_outcome_unknown_is_not_sent_again_when_the_run_resumes(
+    runtime, echo_behavior
+):
+    """The worker stopped after recording the step's outcome_unknown, before the run's end:
+    the resumed attempt must see the unanswered send, not a failed step it may send again."""
+    run_id = _make(runtime)
+    first = _claim(runtime, run_id, "dead-worker")
+    recorder = runs.RunRecorder(runtime.Session, first)
+    recorder.start("case", "salesforce.create")
+    recorder.mark_sent("case")
+    recorder.exchange(
+        "case",
+        {
+            "method": "POST",
+            "url": "https://x.my.salesforce.com/services/data/v62.0/sobjects/Case",
+            "status": None,
+            "error": "timed out after 30s",
+            "duration_ms": 30000,
+            "request_headers": {},
+            "response_headers": {},
+        },
+    )
+    recorder.finish("case", "failed", error={"code": "outcome_unknown", "step": "case"})
+    _die(runtime, run_id)  # ... and the worker is killed before the run's outcome is written
+    second = _claim(runtime, run_id, "w2")
+    assert second is not None and second.attempt_id == first.attempt_id
+    resumed = runs.RunRecorder(runtime.Session, second)
+    assert resumed.completed("case") == (False, None)
+    prior = resumed.unfinished_send("case")
+    assert prior is not None and prior.status is None  # the engine answers outcome_unknown
+
+
 def test_retry_opens_a_new_attempt_with_the_same_payload(runtime, echo_behavior):
     run_id = _make(runtime, email="keep@x")
     claim = _claim(runtime, run_id)
