@@ -67,9 +67,27 @@ def record(lines: list[str]) -> None:
             "| date (UTC) | commit | label | db | P1 | P3 | P4 |\n"
             "|---|---|---|---|---|---|---|\n"
         )
-    with RESULTS.open("a") as out:
-        for line in lines:
-            out.write(line + "\n")
+    RESULTS.write_text(with_rows(RESULTS.read_text(), lines))
+
+
+TABLE_HEADER = "| date (UTC) | commit | label | db | P1 | P3 | P4 |"
+
+
+def with_rows(text: str, lines: list[str]) -> str:
+    """`text` with `lines` added at the end of the P1/P3/P4 table, not after the prose below it."""
+    rows = text.split("\n")
+    if TABLE_HEADER not in rows:
+        return (
+            text.rstrip("\n")
+            + "\n\n"
+            + TABLE_HEADER
+            + "\n|---|---|---|---|---|---|---|\n"
+            + ("\n".join(lines) + "\n")
+        )
+    end = rows.index(TABLE_HEADER)
+    while end < len(rows) and rows[end].startswith("|"):
+        end += 1
+    return "\n".join(rows[:end] + lines + rows[end:])
 
 
 def main() -> None:

@@ -77,3 +77,15 @@ def test_r3_faults_are_retried_and_400s_fail_with_the_error_code(bench_platform:
     assert result["get_statuses"] == {"succeeded": 10}
     assert result["lost"] == 0
     assert set(result["failed_codes"]) == {"bench-bad-query:INVALID_TYPE"}
+
+
+def test_results_rows_go_into_the_table_not_after_the_prose():
+    from bench.__main__ import TABLE_HEADER, with_rows
+
+    text = f"# R\n\nintro\n\n{TABLE_HEADER}\n|---|\n| old |\n\n## Prose\n\nmore\n"
+    assert with_rows(text, ["| new |"]) == (
+        f"# R\n\nintro\n\n{TABLE_HEADER}\n|---|\n| old |\n| new |\n\n## Prose\n\nmore\n"
+    )
+    assert with_rows("# R\n", ["| new |"]).endswith(
+        f"{TABLE_HEADER}\n|---|---|---|---|---|---|---|\n| new |\n"
+    )
