@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Regexp
 
 from shared.auth import LoginThrottled, authenticate, verify_api_token
-from shared.models import Admin
+from shared.models import Admin, hash_token
 
 from .db import db
 from .errors import error_response
@@ -31,6 +42,35 @@ PUBLIC_ENDPOINTS = frozenset(
 SESSION_API_ENDPOINTS = frozenset({"api.openapi_json"})
 # Pages that also take an API token instead of a login: a Prometheus scraper has no session.
 TOKEN_ENDPOINTS = frozenset({"metrics.metrics"})
+
+
+# A token that checked out is trusted for this long by this process without a database read,
+# so a trigger POST is one transaction (its own). A token revoked on the admin page stops
+# working at once in the process that served the revoke, and within this many seconds in the
+# other web processes (each gunicorn worker has its own cache). Unknown or revoked tokens are
+# never cached: every such request reads the database.
+TOKEN_CACHE_SECONDS = 5.0
+TOKEN_CACHE_MAX = 1024
+_CACHE_KEY = "forcebot.api_token_cache"
+
+
+@dataclass(frozen=True)
+class _Checked:
+    token_id: int
+    at: float  # time.monotonic() of the database read that found the token valid
+
+
+def _token_cache() -> dict[str, _Checked]:
+    cache: dict[str, _Checked] = current_app.extensions[_CACHE_KEY]
+    return cache
+
+
+def forget_api_token(token_id: int) -> None:
+    """Drop a token from this process's cache (after revoking it)."""
+    cache = _token_cache()
+    for digest, checked in list(cache.items()):
+        if checked.token_id == token_id:
+            cache.pop(digest, None)
 
 
 class AdminUser(UserMixin):
@@ -59,14 +99,27 @@ def _authenticate_api() -> Any:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         return _unauthorized("send 'Authorization: Bearer <token>' (forcebot token create)")
+    digest = hash_token(token)
+    cache = _token_cache()
+    checked = cache.get(digest)
+    now = time.monotonic()
+    if checked is not None and now - checked.at < TOKEN_CACHE_SECONDS:
+        return None
     session = db()
     api_token = verify_api_token(session, token)
     if api_token is None:
+        cache.pop(digest, None)
         return _unauthorized(
             "the API token is unknown or revoked",
             'Bearer realm="forcebot", error="invalid_token"',
         )
-    session.commit()  # last_used_at; also ends the transaction before the view runs
+    if session.is_modified(api_token):
+        # last_used_at (at most once a minute): committed here, because a read-only view
+        # never commits. Otherwise the view continues this transaction.
+        session.commit()
+    if len(cache) >= TOKEN_CACHE_MAX:
+        cache.clear()
+    cache[digest] = _Checked(api_token.id, now)
     return None
 
 
@@ -90,6 +143,7 @@ def _require_authentication() -> Any:
 
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
+    app.extensions[_CACHE_KEY] = {}
     app.before_request(_require_authentication)
 
 

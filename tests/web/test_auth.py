@@ -176,3 +176,31 @@ def test_api_reference_page_renders_the_document(logged_in):
             assert f"{method.upper()}</span> <code>{path}</code>" in page
     for name in doc["components"]["schemas"]:
         assert f'id="schema-{name}"' in page
+
+
+def test_a_token_revoked_by_another_process_stops_working_within_the_cache_time(
+    client, runtime, api_token
+):
+    import time
+
+    from sqlalchemy import select
+
+    from shared.auth import revoke_api_token
+    from shared.models import ApiToken
+    from web.auth import TOKEN_CACHE_SECONDS
+
+    headers = {"Authorization": f"Bearer {api_token}"}
+    assert client.get("/api/v1/runs", headers=headers).status_code == 200  # cached now
+    # Revoked straight in the database, as another web process's admin page would: this
+    # process learns it when its cache entry expires.
+    with runtime.Session.begin() as session:
+        revoke_api_token(session, session.scalars(select(ApiToken.id)).one())
+    revoked_at = time.monotonic()
+    deadline = revoked_at + TOKEN_CACHE_SECONDS + 2
+    status = 200
+    while status != 401 and time.monotonic() < deadline:
+        status = client.get("/api/v1/runs", headers=headers).status_code
+        time.sleep(0.05)
+    assert status == 401
+    assert time.monotonic() - revoked_at <= TOKEN_CACHE_SECONDS + 1
+    assert client.get("/api/v1/runs", headers=headers).status_code == 401  # not cached

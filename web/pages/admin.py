@@ -18,6 +18,7 @@ from shared.auth import (
 )
 from shared.models import Admin, ApiToken
 
+from ..auth import TOKEN_CACHE_SECONDS, forget_api_token
 from ..db import db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -61,7 +62,12 @@ def revoke_token(token_id: int) -> Any:
     if token is None:
         abort(404)
     session.commit()
-    flash(f"Revoked the token {token.name}; requests with it now get 401.", "success")
+    forget_api_token(token.id)
+    flash(
+        f"Revoked the token {token.name}; requests with it get 401 within "
+        f"{TOKEN_CACHE_SECONDS:g} seconds.",
+        "success",
+    )
     return redirect(url_for("admin.index"))
 
 
