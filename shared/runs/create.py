@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.behaviors.definition import text_problem
-from shared.behaviors.store import load_behavior, validate_payload
-from shared.models import Account, Attempt, Run, utcnow
+from shared.behaviors.registry import registered
+from shared.behaviors.store import LoadedBehavior, validate_payload
+from shared.models import Account, Attempt, Behavior, BehaviorVersion, Run, utcnow
 from shared.models.runs import CANCELLED, FAILED, FINISHED, QUEUED, RETRYING, RUNNING, WAITING
 
 MAX_IDEMPOTENCY_KEY = 255
@@ -64,9 +65,7 @@ def create_run(
         existing = _by_key(session, behavior_name, idempotency_key)
         if existing is not None:
             return existing, False
-    behavior = load_behavior(session, behavior_name)
-    if behavior is None:
-        raise BehaviorNotFound(behavior_name)
+    behavior, account_id = _current_behavior(session, behavior_name)
     if payload is None:
         payload = {}
     _, problems = validate_payload(behavior, payload)  # the size limit too
@@ -81,7 +80,7 @@ def create_run(
         payload=payload,
         idempotency_key=idempotency_key,
         max_attempts=behavior.max_attempts or default_max_attempts,
-        account_id=_account_id(session, behavior.account),
+        account_id=account_id,
         schedule_id=schedule_id,
         sync_id=sync_id,
         replay_of_id=replay_of_id,
@@ -112,6 +111,59 @@ def _by_key(session: Session, behavior_name: str, key: str) -> Run | None:
     return session.scalars(
         select(Run).where(Run.behavior_name == behavior_name, Run.idempotency_key == key)
     ).one_or_none()
+
+
+def _current_behavior(session: Session, name: str) -> tuple[LoadedBehavior, int | None]:
+    """The behavior's current version and its account's id, a stored one in one query.
+
+    Builds what `load_behavior(session, name)` returns, without its two queries plus one for
+    the account: a trigger reads the behavior once.
+    """
+    account_id = (
+        select(Account.id)
+        .where(Account.name == BehaviorVersion.definition["account"].as_string())
+        .scalar_subquery()
+    )
+    row = session.execute(
+        select(BehaviorVersion.version, BehaviorVersion.definition, account_id)
+        .join(
+            Behavior,
+            and_(
+                Behavior.id == BehaviorVersion.behavior_id,
+                Behavior.current_version == BehaviorVersion.version,
+            ),
+        )
+        .where(Behavior.name == name)
+    ).one_or_none()
+    if row is not None:
+        version, definition, stored_account_id = row
+        behavior = LoadedBehavior(
+            name=name,
+            version=version,
+            definition=definition,
+            function=None,
+            inputs=dict(definition.get("inputs") or {}),
+            account=definition.get("account"),
+            max_attempts=definition.get("max_attempts"),
+            timeout_seconds=definition.get("timeout_seconds"),
+            description=definition.get("description"),
+        )
+        return behavior, stored_account_id
+    python = registered().get(name)
+    if python is None:
+        raise BehaviorNotFound(name)
+    behavior = LoadedBehavior(
+        name=name,
+        version=None,
+        definition=None,
+        function=python.function,
+        inputs=dict(python.inputs),
+        account=python.account,
+        max_attempts=python.max_attempts,
+        timeout_seconds=python.timeout_seconds,
+        description=python.description,
+    )
+    return behavior, _account_id(session, behavior.account)
 
 
 def _account_id(session: Session, name: str | None) -> int | None:

@@ -185,3 +185,63 @@ def test_payload_schema_is_served_and_agrees_with_the_trigger(runtime, api):
     components = api.get("/openapi.json").get_json()["components"]["schemas"]
     described = components[ref]["properties"]["payload"]["description"]
     assert "/behaviors/{name}/payload.schema.json" in described
+
+
+class _Statements:
+    """Every SQL statement and transaction begin on the engine while the block runs."""
+
+    def __init__(self, engine) -> None:
+        from sqlalchemy import event
+
+        self.engine, self.event = engine, event
+        self.sql: list[str] = []
+        self.begins = 0
+
+    def _on_sql(self, conn, cursor, statement, *args) -> None:
+        if not statement.lstrip().upper().startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE
+            self.sql.append(statement.split(None, 1)[0].upper())
+
+    def _on_begin(self, conn) -> None:
+        self.begins += 1
+
+    def __enter__(self) -> _Statements:
+        self.event.listen(self.engine, "before_cursor_execute", self._on_sql)
+        self.event.listen(self.engine, "begin", self._on_begin)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.event.remove(self.engine, "before_cursor_execute", self._on_sql)
+        self.event.remove(self.engine, "begin", self._on_begin)
+
+
+def test_a_trigger_is_one_transaction_reading_the_behavior_once(runtime, api):
+    _save(runtime)
+    assert api.post("/behaviors/noop/runs", json={"payload": {"n": 1}}).status_code == 202
+    # The token checked out on that first request; within its cache time it needs no read.
+    with _Statements(runtime.engine) as seen:
+        response = api.post("/behaviors/noop/runs", json={"payload": {"n": 2}})
+    assert response.status_code == 202
+    assert seen.begins == 1
+    assert seen.sql == ["SELECT", "INSERT"]  # the behavior's current version, the run
+    with _Statements(runtime.engine) as seen:
+        response = api.post("/behaviors/noop/runs", json={"payload": {"n": 3}})
+        assert response.status_code == 202
+    assert seen.begins == 1 and seen.sql == ["SELECT", "INSERT"]
+
+
+def test_a_trigger_records_the_current_version_and_its_account(runtime, api, named_account):
+    named_account("acme-prod")
+    _save(runtime)
+    _save(runtime, NOOP.replace("name: noop", "name: noop\naccount: acme-prod"))
+    body = api.post("/behaviors/noop/runs", json={"payload": {"n": 1}}).get_json()
+    with runtime.Session() as session:
+        from shared.models import Account
+
+        run = session.get(Run, body["id"])
+        account = session.scalars(select(Account).where(Account.name == "acme-prod")).one()
+        assert (run.behavior_version, run.account_id) == (2, account.id)
+    _save(runtime)  # version 3 names no account
+    body = api.post("/behaviors/noop/runs", json={"payload": {"n": 1}}).get_json()
+    with runtime.Session() as session:
+        run = session.get(Run, body["id"])
+        assert (run.behavior_version, run.account_id) == (3, None)
