@@ -35,7 +35,10 @@ celery.conf.update(
     broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
     worker_hijack_root_logger=False,
     worker_send_task_events=True,
-    task_send_sent_event=True,
+    # No "task-sent" event: it is a second Redis publish on every trigger, and nothing reads
+    # it (the workers page asks workers with inspect; runs' state lives in our tables). Event
+    # monitors such as Flower still see each task from "task-received" on.
+    task_send_sent_event=False,
     timezone="UTC",
     enable_utc=True,
     imports=("worker.tasks",),
