@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -113,28 +113,35 @@ def _by_key(session: Session, behavior_name: str, key: str) -> Run | None:
     ).one_or_none()
 
 
+# Built once: the current version's number and definition, and the id of the account its
+# top-level `account:` names (NULL when none or no such account).
+_CURRENT_BEHAVIOR = (
+    select(
+        BehaviorVersion.version,
+        BehaviorVersion.definition,
+        select(Account.id)
+        .where(Account.name == BehaviorVersion.definition["account"].as_string())
+        .scalar_subquery(),
+    )
+    .join(
+        Behavior,
+        and_(
+            Behavior.id == BehaviorVersion.behavior_id,
+            Behavior.current_version == BehaviorVersion.version,
+        ),
+    )
+    .where(Behavior.name == bindparam("name"))
+)
+
+
 def _current_behavior(session: Session, name: str) -> tuple[LoadedBehavior, int | None]:
     """The behavior's current version and its account's id, a stored one in one query.
 
     Builds what `load_behavior(session, name)` returns, without its two queries plus one for
     the account: a trigger reads the behavior once.
     """
-    account_id = (
-        select(Account.id)
-        .where(Account.name == BehaviorVersion.definition["account"].as_string())
-        .scalar_subquery()
-    )
-    row = session.execute(
-        select(BehaviorVersion.version, BehaviorVersion.definition, account_id)
-        .join(
-            Behavior,
-            and_(
-                Behavior.id == BehaviorVersion.behavior_id,
-                Behavior.current_version == BehaviorVersion.version,
-            ),
-        )
-        .where(Behavior.name == name)
-    ).one_or_none()
+    # Core, on the session's connection: columns only, no ORM entity to build.
+    row = session.connection().execute(_CURRENT_BEHAVIOR, {"name": name}).one_or_none()
     if row is not None:
         version, definition, stored_account_id = row
         behavior = LoadedBehavior(
