@@ -245,3 +245,29 @@ def test_a_trigger_records_the_current_version_and_its_account(runtime, api, nam
     with runtime.Session() as session:
         run = session.get(Run, body["id"])
         assert (run.behavior_version, run.account_id) == (3, None)
+
+
+def test_a_trigger_sends_its_message_without_a_task_sent_event(runtime, api, settings):
+    import time
+
+    import redis
+
+    _save(runtime)
+    client = redis.Redis.from_url(settings.redis_url)
+    events = client.pubsub()
+    events.psubscribe("*celeryev*")  # Celery's event exchange, whatever the key prefix
+    try:
+        assert events.get_message(timeout=5)["type"] == "psubscribe"
+        before = client.llen("forcebot")
+        assert api.post("/behaviors/noop/runs", json={"payload": {"n": 1}}).status_code == 202
+        assert client.llen("forcebot") == before + 1  # the message itself was sent
+        deadline = time.monotonic() + 1.0  # an event would be published before the POST returned
+        seen = []
+        while time.monotonic() < deadline:
+            message = events.get_message(timeout=0.1)
+            if message and message["type"] == "pmessage":
+                seen.append(message["channel"])
+        assert not [c for c in seen if b"task.sent" in c or b"task-sent" in c], seen
+    finally:
+        events.close()
+        client.close()
