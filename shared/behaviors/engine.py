@@ -585,7 +585,7 @@ class Journal:
         if done:
             recorded = output.get("call") if isinstance(output, dict) else None
             if recorded != signature:
-                raise StepFailed(
+                self.unknown = StepFailed(
                     {
                         "code": "replay_mismatch",
                         "message": (
@@ -597,6 +597,9 @@ class Journal:
                         "step": key,
                     }
                 )
+                # Sticky like outcome_unknown: a function that catches it still fails, and no
+                # later call is matched against the wrong recorded positions or sent.
+                raise self.unknown
             execution.ctx.log.info("step=%s reusing the recorded result of %s", key, signature)
             return decode(output.get("result"))
         prior = recorder.unfinished_send(key)

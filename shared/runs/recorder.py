@@ -15,7 +15,7 @@ from shared.behaviors.engine import Cancelled, ClaimLost, PriorSend
 from shared.db import reading
 from shared.models import HttpExchange, Run, RunStep, utcnow
 from shared.models.runs import FAILED, RUNNING, SUCCEEDED
-from shared.salesforce.redact import redact_body, redact_headers, redact_url
+from shared.salesforce.redact import TRUNCATED, redact_body, redact_headers, redact_url
 
 from . import clock
 
@@ -26,7 +26,8 @@ SKIPPED = "skipped"
 # A cancel flag read this recently (by a fenced write, the heartbeat or the claim) is current
 # enough for a step boundary; older, `should_stop` reads the row again.
 CANCEL_FRESH_SECONDS = 1.0
-# Exchanges wait for their step's ending at most this long, and at most this many.
+# Exchanges wait for their step's ending, unless the next one comes when the oldest has waited
+# this long or makes this many: then the batch is written (a sent mark writes at once).
 PENDING_SECONDS = 1.0
 PENDING_MAX = 20
 
@@ -68,6 +69,7 @@ class RunRecorder:
         )
         self.unfinished: dict[str, datetime] = {}  # sent marks of steps that never ended
         self.pending: list[dict[str, Any]] = []  # exchanges waiting for their step's ending
+        self.pending_lock = threading.Lock()  # a Python behavior may call from several threads
         self.pending_since = 0.0  # when the oldest of them was recorded (monotonic)
         self.sent: set[str] = set()  # steps marked sent: their exchanges are written at once
         # Set when a write or the heartbeat found the run taken over by another worker.
@@ -132,6 +134,13 @@ class RunRecorder:
         for row in rows:
             if "/services/oauth2/" in row.url:
                 continue  # a token refresh on the way, not the step's own request
+            if row.status == 401:
+                # The client refreshes and replays a 401: the replay may have been applied
+                # although its answer was never recorded.
+                return PriorSend()
+            if row.response_body and row.response_body.endswith(TRUNCATED):
+                # The stored body is cut short (BODY_CAP): it cannot stand in for the answer.
+                return PriorSend()
             return PriorSend(row.status, row.response_headers, row.response_body)
         return PriorSend()
 
@@ -201,30 +210,31 @@ class RunRecorder:
         # then, and keeps a secret out of the table whoever calls this.
         account_id = summary.get("account_id")
         duration = summary.get("duration_ms")
-        self.pending.append(
-            {
-                "key": key,
-                "run_id": self.claim.run_id,
-                "account_id": account_id if isinstance(account_id, int) else None,
-                "method": str(summary.get("method") or "GET")[:10],
-                "url": redact_url(str(summary.get("url") or "")),
-                "status": summary.get("status"),
-                "duration_ms": int(duration) if isinstance(duration, int | float) else None,
-                "request_headers": redact_headers(summary.get("request_headers")),
-                "request_body": redact_body(summary.get("request_body")),
-                "response_headers": redact_headers(summary.get("response_headers")),
-                "response_body": redact_body(summary.get("response_body")),
-                "error": redact_body(summary.get("error")),
-                "created_at": utcnow(),
-            }
-        )
-        if len(self.pending) == 1:
-            self.pending_since = time.monotonic()
-        # A long step (a sync, a Python behavior's loop) has its exchanges written in batches.
-        due = (
-            len(self.pending) >= PENDING_MAX
-            or time.monotonic() - self.pending_since >= PENDING_SECONDS
-        )
+        item = {
+            "key": key,
+            "run_id": self.claim.run_id,
+            "account_id": account_id if isinstance(account_id, int) else None,
+            "method": str(summary.get("method") or "GET")[:10],
+            "url": redact_url(str(summary.get("url") or "")),
+            "status": summary.get("status"),
+            "duration_ms": int(duration) if isinstance(duration, int | float) else None,
+            "request_headers": redact_headers(summary.get("request_headers")),
+            "request_body": redact_body(summary.get("request_body")),
+            "response_headers": redact_headers(summary.get("response_headers")),
+            "response_body": redact_body(summary.get("response_body")),
+            "error": redact_body(summary.get("error")),
+            "created_at": utcnow(),
+        }
+        with self.pending_lock:
+            self.pending.append(item)
+            if len(self.pending) == 1:
+                self.pending_since = time.monotonic()
+            # A long step (a sync, a Python behavior's loop) has its exchanges written in
+            # batches.
+            due = (
+                len(self.pending) >= PENDING_MAX
+                or time.monotonic() - self.pending_since >= PENDING_SECONDS
+            )
         if key in self.sent or due:
             with self.factory.begin() as session:
                 self._fence(session)
@@ -235,10 +245,12 @@ class RunRecorder:
         self._write_pending(session)
 
     def _write_pending(self, session: Session) -> None:
-        if not self.pending:
+        with self.pending_lock:
+            items, self.pending = self.pending, []
+        if not items:
             return
         rows = []
-        for item in self.pending:
+        for item in items:
             key = item["key"]
             rows.append(
                 {
@@ -246,8 +258,12 @@ class RunRecorder:
                     "step_id": self._step_id(session, key) if key else None,
                 }
             )
-        session.execute(insert(HttpExchange), rows)
-        self.pending = []
+        try:
+            session.execute(insert(HttpExchange), rows)
+        except BaseException:
+            with self.pending_lock:  # kept for the next write (a retried transaction)
+                self.pending[:0] = items
+            raise
 
     def should_stop(self) -> bool:
         """True when a cancel was asked; ClaimLost when the run is no longer ours.

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 BODY_CAP = 8 * 1024
+TRUNCATED = "…[truncated]"  # the suffix of a body cut at BODY_CAP
 REDACTED = "[redacted]"
 SECRET_HEADERS = {"authorization", "cookie", "set-cookie", "proxy-authorization", "x-sfdc-session"}
 SECRET_FIELDS = {
@@ -79,7 +80,7 @@ def redact_body(body: Any, content_type: str = "") -> str | None:
             text = urlencode([(k, REDACTED if k.lower() in SECRET_FIELDS else v) for k, v in pairs])
     text = redact_text(text)
     if len(text.encode("utf-8")) > BODY_CAP:
-        text = text.encode("utf-8")[:BODY_CAP].decode("utf-8", errors="ignore") + "…[truncated]"
+        text = text.encode("utf-8")[:BODY_CAP].decode("utf-8", errors="ignore") + TRUNCATED
     return text
 
 

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from sqlalchemy import select
 
+from shared.behaviors.engine import Cancelled
 from shared.behaviors.store import load_behavior
 from shared.config import RunTimings, run_timings
 from shared.models import Account, Run, Sync
@@ -84,7 +85,9 @@ def execute_sync(
             )
         except _Lost:
             return Outcome("lost")
-        except (_Stopped, bulk.Stopped):
+        except (_Stopped, bulk.Stopped, Cancelled):
+            # Cancelled: asked before the step's start was recorded (finish then records
+            # nothing, as there is no step row).
             recorder.finish(STEP, CANCELLED)
             outcome = Outcome(CANCELLED, error={"code": "cancelled", "message": "cancelled"})
         except _Failed as exc:

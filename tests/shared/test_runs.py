@@ -204,6 +204,45 @@ def test_a_send_failed_as_outcome_unknown_is_not_sent_again_when_the_run_resumes
     assert prior is not None and prior.status is None  # the engine answers outcome_unknown
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "reused"),
+    [
+        (201, '{"id": "500000000000001AAA", "success": true, "errors": []}', True),
+        (200, "[" + ",".join(['{"id": "003000000000001AAA", "success": true}'] * 300) + "]", False),
+        (401, '[{"errorCode": "INVALID_SESSION_ID"}]', False),
+    ],
+    ids=["small-answer-reused", "answer-cut-at-the-cap", "401-then-a-replay"],
+)
+def test_a_recorded_answer_stands_in_for_a_send_only_when_it_is_whole_and_final(
+    runtime, echo_behavior, status, body, reused
+):
+    """Killed after a sent mark: a whole 2xx answer is reused; a body cut short at the 8 KB
+    cap, or a 401 (which the client refreshes and replays unrecorded), is an unknown outcome."""
+    run_id = _make(runtime)
+    first = _claim(runtime, run_id, "dead-worker")
+    recorder = runs.RunRecorder(runtime.Session, first)
+    recorder.start("made", "salesforce.composite")
+    recorder.mark_sent("made")
+    recorder.exchange(
+        "made",
+        {
+            "method": "POST",
+            "url": "https://x.my.salesforce.com/services/data/v62.0/composite/sobjects",
+            "status": status,
+            "duration_ms": 40,
+            "request_headers": {},
+            "response_headers": {},
+            "response_body": body,
+        },
+    )
+    _die(runtime, run_id)
+    resumed = runs.RunRecorder(runtime.Session, _claim(runtime, run_id, "w2"))
+    assert resumed.completed("made") == (False, None)
+    prior = resumed.unfinished_send("made")
+    assert prior is not None
+    assert prior.status == (status if reused else None)
+
+
 def test_retry_opens_a_new_attempt_with_the_same_payload(runtime, echo_behavior):
     run_id = _make(runtime, email="keep@x")
     claim = _claim(runtime, run_id)

@@ -134,6 +134,26 @@ def test_a_different_call_at_a_recorded_position_is_refused() -> None:
     assert [c[0] for c in client.calls].count("create") == 2
 
 
+def test_a_caught_replay_mismatch_still_fails_and_sends_nothing_more() -> None:
+    client, recorder = FakeClient(), RecordingRecorder()
+    execute(context(python(two_creates), {}, recorder, client))
+
+    def careless(ctx: Any) -> str:
+        sf = ctx.salesforce()
+        try:
+            sf.create("Contact", {"LastName": "B"})  # call 1 was an Account create
+        except Exception:  # noqa: BLE001 - what a careless behavior might do
+            pass
+        with pytest.raises(StepFailed):
+            sf.create("Lead", {"LastName": "C"})  # not matched, and not sent
+        return "done"
+
+    with pytest.raises(StepFailed) as info:
+        execute(context(python(careless), {}, again(recorder), client))
+    assert info.value.error["code"] == "replay_mismatch"
+    assert [c[0] for c in client.calls].count("create") == 2  # the first run's two only
+
+
 def test_request_posts_are_journaled_and_replayed_as_responses() -> None:
     class Posting(FakeClient):
         def request(self, method: str, url: str, **kwargs: Any) -> Any:

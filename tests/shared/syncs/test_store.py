@@ -142,3 +142,24 @@ def test_a_due_slot_fires_once_and_never_beside_a_running_run(runtime, sync_row)
     with runtime.Session() as session:
         count = session.scalar(select(func.count(Run.id)).where(Run.sync_id == sync_id))
         assert count == 1 and session.get(Run, run_id).payload["scheduled"] is True
+
+
+def test_a_sync_cancelled_between_its_claim_and_its_first_step_ends_cancelled(runtime, sync_row):
+    """The step's start finds the cancel flag and raises Cancelled: the run says cancelled,
+    not failed with an internal error."""
+    from shared import runs
+    from shared.syncs import execute_sync
+    from shared.syncs.runs import start_sync_run
+
+    sync_id, _ = sync_row
+    with runtime.Session.begin() as session:
+        run_id = start_sync_run(session, sync_id).id
+    with runtime.Session.begin() as session:
+        claim = runs.claim_for_execution(session, run_id, "w1")
+    assert claim is not None
+    with runtime.Session.begin() as session:
+        session.get(Run, run_id).cancel_requested = True  # asked right after the claim
+    outcome = execute_sync(runtime, claim)
+    assert outcome.status == "cancelled", outcome
+    with runtime.Session() as session:
+        assert session.get(Run, run_id).status == "cancelled"
