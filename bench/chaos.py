@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import argparse
 import collections
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from .env import Platform, load_average
@@ -87,14 +90,16 @@ def r1(platform: Platform, count: int, env: dict[str, str]) -> dict[str, Any]:
     subjects = collections.Counter(
         r.get("Subject") for r in platform.sim.control.records("Case", include_deleted=True)
     )
+    failed_codes = platform.failed_codes()
     result = {
         "count": count,
         "succeeded": counts.get("succeeded", 0),
-        "outcome_unknown": counts.get("outcome_unknown", 0),
+        # a failed run whose create a kill cut off (`outcome_unknown` is an error code)
+        "outcome_unknown": failed_codes.get("outcome_unknown", 0),
         "failed": counts.get("failed", 0),
         "lost": count - _terminal(counts),
         "duplicates": sum(n - 1 for s, n in subjects.items() if s in set(keys) and n > 1),
-        "failed_codes": platform.failed_codes(),
+        "failed_codes": failed_codes,
         "load": load_average(),
     }
     print(
@@ -145,6 +150,13 @@ def r2(platform: Platform, count: int, env: dict[str, str]) -> dict[str, Any]:
         "failed_codes": platform.failed_codes(),
         "load": load_average(),
     }
+    if result["lost"] or result["failed"]:
+        # Keep the processes' logs (beat, worker, web, redis): the platform's directory goes.
+        kept = Path(tempfile.mkdtemp(prefix=f"forcebot-r2-{platform.backend}-logs-"))
+        for log in platform.tmp.glob("*.log"):
+            shutil.copy(log, kept)
+        result["logs"] = str(kept)
+        print(f"R2' {platform.backend}: runs left unfinished; process logs kept in {kept}")
     print(
         f"R2 {platform.backend}: {count} queued, FLUSHDB  all complete after "
         f"{flush_seconds:.1f}s (goal <= 15) {flush_counts}\n"
