@@ -142,21 +142,28 @@ def load_behavior(session: Session, name: str, version: int | None = None) -> Lo
     """Load a stored definition (a given version, default current), else a Python behavior."""
     row = get_version(session, name, version)
     if row is not None:
-        definition = row.definition
-        return LoadedBehavior(
-            name=name,
-            version=row.version,
-            definition=definition,
-            function=None,
-            inputs=dict(definition.get("inputs") or {}),
-            account=definition.get("account"),
-            max_attempts=definition.get("max_attempts"),
-            timeout_seconds=definition.get("timeout_seconds"),
-            description=definition.get("description"),
-        )
+        return stored_behavior(name, row.version, row.definition)
     python = registered().get(name)
-    if python is None:
-        return None
+    return python_behavior(name, python) if python is not None else None
+
+
+def stored_behavior(name: str, version: int, definition: dict[str, Any]) -> LoadedBehavior:
+    """A stored version's definition as the engine runs it."""
+    return LoadedBehavior(
+        name=name,
+        version=version,
+        definition=definition,
+        function=None,
+        inputs=dict(definition.get("inputs") or {}),
+        account=definition.get("account"),
+        max_attempts=definition.get("max_attempts"),
+        timeout_seconds=definition.get("timeout_seconds"),
+        description=definition.get("description"),
+    )
+
+
+def python_behavior(name: str, python: Any) -> LoadedBehavior:
+    """A registered `@behavior` function as the engine runs it."""
     return LoadedBehavior(
         name=name,
         version=None,

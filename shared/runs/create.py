@@ -14,7 +14,12 @@ from sqlalchemy.orm import Session
 
 from shared.behaviors.definition import text_problem
 from shared.behaviors.registry import registered
-from shared.behaviors.store import LoadedBehavior, validate_payload
+from shared.behaviors.store import (
+    LoadedBehavior,
+    python_behavior,
+    stored_behavior,
+    validate_payload,
+)
 from shared.models import Account, Attempt, Behavior, BehaviorVersion, Run, utcnow
 from shared.models.runs import CANCELLED, FAILED, FINISHED, QUEUED, RETRYING, RUNNING, WAITING
 
@@ -144,32 +149,11 @@ def _current_behavior(session: Session, name: str) -> tuple[LoadedBehavior, int 
     row = session.connection().execute(_CURRENT_BEHAVIOR, {"name": name}).one_or_none()
     if row is not None:
         version, definition, stored_account_id = row
-        behavior = LoadedBehavior(
-            name=name,
-            version=version,
-            definition=definition,
-            function=None,
-            inputs=dict(definition.get("inputs") or {}),
-            account=definition.get("account"),
-            max_attempts=definition.get("max_attempts"),
-            timeout_seconds=definition.get("timeout_seconds"),
-            description=definition.get("description"),
-        )
-        return behavior, stored_account_id
+        return stored_behavior(name, version, definition), stored_account_id
     python = registered().get(name)
     if python is None:
         raise BehaviorNotFound(name)
-    behavior = LoadedBehavior(
-        name=name,
-        version=None,
-        definition=None,
-        function=python.function,
-        inputs=dict(python.inputs),
-        account=python.account,
-        max_attempts=python.max_attempts,
-        timeout_seconds=python.timeout_seconds,
-        description=python.description,
-    )
+    behavior = python_behavior(name, python)
     return behavior, _account_id(session, behavior.account)
 
 

@@ -675,19 +675,8 @@ def finish_run(
             # sync.finished with the run's counts, in the same transaction as the outcome:
             # exactly one per finished sync run (a finish that does not commit emits nothing).
             webhooks.sync_event(session, run.sync_id, run.id, run.status, _sync_counts(progress))
-        session.execute(
-            update(Attempt)
-            .where(Attempt.id == claim.attempt_id)
-            .values(status=outcome.status, finished_at=now, error=run.error)
-        )
-    log.info(
-        "run=%s attempt=%s status=%s code=%s",
-        claim.run_id,
-        claim.attempt,
-        outcome.status,
-        (outcome.error or {}).get("code", "-"),
-    )
-    return outcome
+        _end_attempt(session, claim, outcome.status, now, run.error)
+    return _logged(claim, outcome)
 
 
 def _finish_terminal(
@@ -738,12 +727,22 @@ def _finish_terminal(
             webhooks.sync_event(
                 session, row.sync_id, claim.run_id, outcome.status, _sync_counts(progress)
             )
-        session.execute(
-            update(Attempt)
-            .where(Attempt.id == claim.attempt_id)
-            .values(status=outcome.status, finished_at=now, error=error)
-            .execution_options(synchronize_session=False)
-        )
+        _end_attempt(session, claim, outcome.status, now, error)
+    return _logged(claim, outcome)
+
+
+def _end_attempt(
+    session: Session, claim: Claim, status: str, now: datetime, error: dict[str, Any] | None
+) -> None:
+    session.execute(
+        update(Attempt)
+        .where(Attempt.id == claim.attempt_id)
+        .values(status=status, finished_at=now, error=error)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _logged(claim: Claim, outcome: Outcome) -> Outcome:
     log.info(
         "run=%s attempt=%s status=%s code=%s",
         claim.run_id,
