@@ -111,7 +111,8 @@ def r1(platform: Platform, count: int, env: dict[str, str]) -> dict[str, Any]:
     return result
 
 
-def r2(platform: Platform, count: int, env: dict[str, str]) -> dict[str, Any]:
+def r2(platform: Platform, count: int, env: dict[str, str], wait: float = 300) -> dict[str, Any]:
+    """R2 and R2'; `wait` bounds each of the two waits for the runs to end (seconds)."""
     platform.start_web()
     platform.forcebot("beat", "-l", "WARNING", name="beat", extra_env=env)
     # Flush: runs queued with no worker, the broker flushed, then a worker comes.
@@ -119,7 +120,7 @@ def r2(platform: Platform, count: int, env: dict[str, str]) -> dict[str, Any]:
     platform.redis.flushdb()
     flushed_at = time.monotonic()
     worker = platform.start_worker(2, **env)
-    counts = platform.wait_runs(count, timeout=300)
+    counts = platform.wait_runs(count, timeout=wait)
     flush_seconds = time.monotonic() - flushed_at
     flush_counts = counts
     # Restart empty: runs in flight, Redis killed, back empty on the same port.
@@ -135,7 +136,7 @@ def r2(platform: Platform, count: int, env: dict[str, str]) -> dict[str, Any]:
     back_at = time.monotonic()
     poster.join()  # POSTs during the outage may fail; count what was accepted
     accepted = sum(platform.status_counts().values())
-    counts = platform.wait_runs(accepted, timeout=300, done=TERMINAL)
+    counts = platform.wait_runs(accepted, timeout=wait, done=TERMINAL)
     restart_seconds = time.monotonic() - back_at
     worker.stop()
     result = {

@@ -15,6 +15,10 @@ from celery import Celery, signals
 from shared.config import Settings
 from shared.runtime import Runtime
 
+from . import broker
+
+broker.install()  # before any connection: a worker must outlive a Redis restart
+
 log = logging.getLogger(__name__)
 
 # Long waits are stored in the database and re-queued by the dispatcher, so no countdown we

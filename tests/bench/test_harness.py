@@ -60,15 +60,14 @@ def test_r1_worker_killed_three_times_loses_nothing(bench_platform: Platform) ->
 
 
 def test_r2_flush_and_empty_restart_complete_every_run(bench_platform: Platform) -> None:
-    result = chaos.r2(bench_platform, 10, chaos.FAST_ENV)
+    # 90 s per wait, under the test's own timeout: a stall fails here with the counts (and
+    # the process logs kept), not as a pytest-timeout. A worker whose main process died in
+    # kombu's reconnect (worker/broker.py) used to stall R2' here about once in 20 runs.
+    result = chaos.r2(bench_platform, 10, chaos.FAST_ENV, wait=90)
     assert result["flush_statuses"] == {"succeeded": 10}
-    assert result["restart_accepted"] > 0 and result["lost"] == 0
-    statuses = result["restart_statuses"]
-    assert statuses.get("succeeded", 0) + statuses.get("failed", 0) == result["restart_accepted"]
-    if result["failed"]:
-        # Issue 15's R2': the concurrency cap's Redis connection error fails a run for good.
-        # The fix is the run engine's (shared/runs/); this drill shows it until then.
-        pytest.xfail(f"R2' known failure, issue 15: {result['failed_codes']}")
+    assert result["restart_accepted"] > 0
+    assert result["lost"] == 0, result
+    assert result["restart_statuses"] == {"succeeded": result["restart_accepted"]}, result
 
 
 def test_r3_faults_are_retried_and_400s_fail_with_the_error_code(bench_platform: Platform) -> None:
