@@ -167,9 +167,11 @@ def claim_for_execution(
 
     Runnable: queued; retrying or waiting and due; or running with a stale heartbeat (its
     worker died). A finished run is never claimed, so a duplicate delivery is a no-op. The
-    claim is one conditional `UPDATE … RETURNING` of everything the execution needs (the
+    claim is a conditional `UPDATE … RETURNING` of everything the execution needs (the
     run's account name and token version, and the identity of its behavior version, for the
-    worker's caches), plus the attempt row.
+    worker's caches), then the attempt: for a new one an `UPDATE` of the run's attempt
+    counter and an `INSERT` of its row, for one being resumed a `SELECT` of the open row and
+    its `UPDATE`. All in the caller's transaction, which the caller commits.
     """
     timings = timings or run_timings()
     now = utcnow()
