@@ -44,6 +44,18 @@ steps:
 result: "{{ vars.x }}"
 """
 
+# One GET of /limits: a delay fault on that path keeps a run active for as long as a test needs.
+LIMITS_BEHAVIOR = """
+name: record-limits
+account: acme-prod
+steps:
+  - id: limits
+    action: http.request
+    method: GET
+    url: /services/data/v62.0/limits
+result: "{{ steps.limits.status }}"
+"""
+
 
 class BeatProcess(ChildProcess):
     """A real `forcebot beat`, started at once."""

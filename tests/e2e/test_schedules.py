@@ -14,6 +14,7 @@ from tests.conftest import poll, settings_env
 
 from .runs_support import (  # noqa: F401 - fixtures
     FAST_ENV,
+    LIMITS_BEHAVIOR,
     NOOP_BEHAVIOR,
     BeatProcess,
     beat_fixture,
@@ -21,18 +22,6 @@ from .runs_support import (  # noqa: F401 - fixtures
     no_default_worker_fixture,
     save,
 )
-
-# Calls the simulator once; a delay fault on /limits keeps the run active for a while.
-LIMITS_BEHAVIOR = """
-name: record-limits
-account: acme-prod
-steps:
-  - id: limits
-    action: http.request
-    method: GET
-    url: /services/data/v62.0/limits
-result: "{{ steps.limits.status }}"
-"""
 
 
 def create(runtime: Any, **fields: Any) -> int:

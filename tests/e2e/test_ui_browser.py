@@ -390,30 +390,18 @@ def test_a_dry_run_sends_reads_and_no_write(
     assert answer["dry_run"] is True and answer["result"] == "000DRYRUN000000AAA"
 
 
-LIMITS = """\
-name: record-limits
-account: acme-prod
-steps:
-  - id: limits
-    action: http.request
-    method: GET
-    url: /services/data/v62.0/limits
-result: "{{ steps.limits.status }}"
-"""
-
-
 def test_a_schedules_last_run_and_skipped_slots_change_in_place(
     live_server: Any, sim: Any, linked_account: Any, fast_worker: Any, admin_page: Any
 ) -> None:
     from shared.schedules import save_schedule
     from tests.conftest import settings_env
 
-    from .runs_support import FAST_ENV, BeatProcess
+    from .runs_support import FAST_ENV, LIMITS_BEHAVIOR, BeatProcess
 
     runtime = live_server.runtime
     linked_account(name="acme-prod")
     with runtime.Session.begin() as session:
-        save_behavior(session, LIMITS)
+        save_behavior(session, LIMITS_BEHAVIOR)
         schedule_id = save_schedule(
             session, {"name": "tick", "behavior": "record-limits", "every_seconds": 2}
         ).id

@@ -11,19 +11,9 @@ from shared import runs
 from shared.behaviors.store import save_behavior
 from shared.config import RunTimings
 from shared.models import Account, Behavior, HttpExchange, RunStep
+from tests.e2e.runs_support import LIMITS_BEHAVIOR
 
 FAST = RunTimings(heartbeat_every=5, heartbeat_stale=30, queued_after=1, retry_base=0.1)
-
-GET = """
-name: one-get
-account: acme-prod
-steps:
-  - id: limits
-    action: http.request
-    method: GET
-    url: /services/data/v62.0/limits
-result: "{{ steps.limits.status }}"
-"""
 
 
 def _set_behavior(who: str) -> str:
@@ -65,12 +55,12 @@ def _run(runtime: Any, behavior: str, worker: str = "w1") -> tuple[int, runs.Out
 def test_a_one_step_run_takes_four_transactions_with_warm_caches(runtime, sim, linked_account):
     linked_account()
     with runtime.Session.begin() as session:
-        save_behavior(session, GET)
-    _run(runtime, "one-get")  # loads the behavior and the token, writes the API usage
+        save_behavior(session, LIMITS_BEHAVIOR)
+    _run(runtime, "record-limits")  # loads the behavior and the token, writes the API usage
     counter = Transactions(runtime)
     try:
         with runtime.Session.begin() as session:
-            run, _ = runs.create_run(session, "one-get", {})
+            run, _ = runs.create_run(session, "record-limits", {})
             run_id = run.id
         created = counter.count
         with runtime.Session.begin() as session:
@@ -94,8 +84,8 @@ def test_a_one_step_run_takes_four_transactions_with_warm_caches(runtime, sim, l
 def test_a_new_token_version_is_read_again(runtime, sim, linked_account):
     account_id = linked_account()
     with runtime.Session.begin() as session:
-        save_behavior(session, GET)
-    _run(runtime, "one-get")
+        save_behavior(session, LIMITS_BEHAVIOR)
+    _run(runtime, "record-limits")
     with runtime.Session.begin() as session:
         session.execute(
             update(Account)
@@ -104,7 +94,7 @@ def test_a_new_token_version_is_read_again(runtime, sim, linked_account):
         )
     counter = Transactions(runtime)
     try:
-        _, outcome = _run(runtime, "one-get")
+        _, outcome = _run(runtime, "record-limits")
     finally:
         counter.close()
     assert outcome.status == "succeeded"
